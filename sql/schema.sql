@@ -1,0 +1,52 @@
+-- schema: what CREATE EXTENSION seriesweb creates, and the settings.
+CREATE EXTENSION seriesweb;
+\set SHOW_CONTEXT never
+
+-- The extension lives in its own schema and cannot be relocated.
+SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
+  FROM pg_extension WHERE extname = 'seriesweb';
+
+-- Tables and views.
+SELECT c.relname, c.relkind
+  FROM pg_class c
+ WHERE c.relnamespace = 'seriesweb'::regnamespace AND c.relkind IN ('r', 'v')
+ ORDER BY c.relkind, c.relname;
+
+-- The public functions (internal ones start with an underscore).
+SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
+       pg_get_function_result(p.oid) AS result
+  FROM pg_proc p
+ WHERE p.pronamespace = 'seriesweb'::regnamespace AND p.proname NOT LIKE '\_%'
+ ORDER BY p.proname;
+
+-- The columns the contract promises on people and events.
+SELECT table_name, column_name, data_type, is_nullable, column_default
+  FROM information_schema.columns
+ WHERE table_schema = 'seriesweb' AND table_name IN ('companies', 'users', 'events')
+ ORDER BY table_name, ordinal_position;
+
+-- The stats views' columns.
+SELECT table_name, column_name, data_type
+  FROM information_schema.columns
+ WHERE table_schema = 'seriesweb' AND table_name IN ('block_stats', 'series_stats')
+ ORDER BY table_name, ordinal_position;
+
+-- Settings, their defaults and when they can change.
+SELECT name, setting, unit, context, min_val, max_val
+  FROM pg_settings WHERE name LIKE 'seriesweb.%' ORDER BY name;
+
+-- They are server settings: a session cannot change them.
+SET seriesweb.timeout = '1s';
+-- Bad values are refused with the reason (ALTER SYSTEM checks them).
+ALTER SYSTEM SET seriesweb.retry_delays = 'soon';
+ALTER SYSTEM SET seriesweb.retry_delays = '5s, 2d';
+ALTER SYSTEM SET seriesweb.max_concurrency = 0;
+ALTER SYSTEM SET seriesweb.timeout = '1h';
+-- A misspelt setting in the reserved prefix is refused.
+SET seriesweb.timout = '1s';
+
+-- The worker of this test instance serves the database "postgres", so this
+-- database's deliveries wait, and worker_status says so.
+SELECT database, detail FROM seriesweb.worker_status();
+
+DROP EXTENSION seriesweb;

@@ -1,0 +1,466 @@
+/*-------------------------------------------------------------------------
+ *
+ * matcher.c
+ *	  The events trigger: move users through the live series and enqueue
+ *	  webhook deliveries, in the inserting transaction.
+ *
+ * An AFTER INSERT statement trigger with a transition table, so a COPY or a
+ * multi-row INSERT costs one call: first every missing user is created with
+ * one statement, then each event is matched in insertion order.  An event
+ * whose name no live rule can use costs a hash probe (series_cache.c); only
+ * the others load the user and company, look up the rules armed for the
+ * user, and evaluate filters.
+ *
+ * Reaching a block is one INSERT .. ON CONFLICT on seriesweb.progress that
+ * returns a row only the first time, which makes "each block at most once
+ * per user" hold under concurrency too.  Reaching a block arms the blocks
+ * after it: webhooks fire at once (sw_enqueue), rules wait for a later event
+ * of the user, except rules with no event name, checked at once.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "plans.h"
+#include "queue.h"
+#include "series_cache.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+/* Saved plans, prepared on first use in this backend. */
+static SPIPlanPtr create_users_plan;
+static SPIPlanPtr load_user_plan;
+static SPIPlanPtr armed_plan;
+static SPIPlanPtr reach_plan;
+static SPIPlanPtr arm_plan;
+static SPIPlanPtr entered_plan;
+
+/* The events table's columns, by attribute number. */
+typedef struct EventColumns
+{
+	int			event_id;
+	int			user_id;
+	int			name;
+	int			properties;
+	int			occurred_at;
+} EventColumns;
+
+/* Everything one trigger call works with. */
+typedef struct MatchState
+{
+	SwCache    *cache;
+	HTAB	   *counts;
+	MemoryContext event_cxt;	/* reset for each event */
+	SwContext	ctx;			/* the current event, user and company */
+	uint32		name_hash;
+} MatchState;
+
+static void reach(MatchState *st, SwBlock *block);
+
+/* Run a saved plan, then come back to the event's memory context. */
+static uint64
+run(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+{
+	uint64		n = sw_execute(plan, values, nulls, false, 0, expected);
+
+	MemoryContextSwitchTo(st->event_cxt);
+	return n;
+}
+
+static EventColumns
+event_columns(TupleDesc desc)
+{
+	EventColumns cols;
+
+	cols.event_id = SPI_fnumber(desc, "event_id");
+	cols.user_id = SPI_fnumber(desc, "user_id");
+	cols.name = SPI_fnumber(desc, "name");
+	cols.properties = SPI_fnumber(desc, "properties");
+	cols.occurred_at = SPI_fnumber(desc, "occurred_at");
+	if (cols.event_id <= 0 || cols.user_id <= 0 || cols.name <= 0 ||
+		cols.properties <= 0 || cols.occurred_at <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("seriesweb.events lacks a column the matcher needs"),
+				 errhint("Recreate the extension; do not alter seriesweb.events.")));
+	return cols;
+}
+
+/* A set of user ids: dynahash keyed by a text pointer, hashed by content. */
+static uint32
+text_key_hash(const void *key, Size keysize)
+{
+	const text *t = *(text *const *) key;
+
+	return hash_bytes((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+static int
+text_key_match(const void *a, const void *b, Size keysize)
+{
+	const text *x = *(text *const *) a;
+	const text *y = *(text *const *) b;
+
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0 ? 0 : 1;
+}
+
+/*
+ * Create the users of all events that do not exist yet, with one
+ * statement.  Distinct ids are collected first so a COPY of a million
+ * events of a few users sends a few ids.
+ */
+static void
+create_missing_users(Tuplestorestate *events, TupleTableSlot *slot,
+					 const EventColumns *cols, MemoryContext cxt)
+{
+	static const Oid argtypes[1] = {TEXTARRAYOID};
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	int			n = 0,
+				cap = 16;
+	Datum	   *ids = palloc(sizeof(Datum) * cap);
+	Datum		arg;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(text *);
+	ctl.entrysize = sizeof(text *);
+	ctl.hash = text_key_hash;
+	ctl.match = text_key_match;
+	ctl.hcxt = cxt;
+	seen = hash_create("seriesweb event users", 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	tuplestore_rescan(events);
+	while (tuplestore_gettupleslot(events, true, false, slot))
+	{
+		bool		isnull;
+		bool		found;
+		/* Copied: a spilled tuplestore reuses the slot's tuple memory. */
+		text	   *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
+
+		hash_search(seen, &id, HASH_ENTER, &found);
+		if (found)
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			ids = repalloc(ids, sizeof(Datum) * cap);
+		}
+		ids[n++] = PointerGetDatum(id);
+	}
+
+	arg = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	sw_plan(&create_users_plan,
+			"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
+			"ON CONFLICT (user_id) DO NOTHING",
+			1, argtypes, false);
+	sw_execute(create_users_plan, &arg, NULL, false, 0, SPI_OK_INSERT);
+	MemoryContextSwitchTo(cxt);
+}
+
+/* Could any live rule use an event of this name? */
+static bool
+event_relevant(SwCache *cache, const char *name, uint32 hash)
+{
+	return cache->entry_any != NIL || cache->armed_any ||
+		sw_cache_rules_hashed(cache->entry_by_name, hash) != NIL ||
+		sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
+}
+
+static char *
+col_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static Jsonb *
+col_jsonb(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
+}
+
+/* Load the user and company of st->ctx.user_id into st->ctx. */
+static void
+load_user(MatchState *st)
+{
+	static const Oid argtypes[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(st->ctx.user_id);
+
+	sw_plan(&load_user_plan,
+			"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
+			"  FROM seriesweb.users u "
+			"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
+			" WHERE u.user_id = $1",
+			1, argtypes, false);
+	if (run(st, load_user_plan, &arg, NULL, SPI_OK_SELECT) == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		st->ctx.user_email = col_text(tup, desc, 1);
+		st->ctx.user_name = col_text(tup, desc, 2);
+		st->ctx.user_attrs = col_jsonb(tup, desc, 3);
+		st->ctx.company_id = col_text(tup, desc, 4);
+		st->ctx.company_name = col_text(tup, desc, 5);
+		st->ctx.company_attrs = col_jsonb(tup, desc, 6);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static bool
+rule_wants_event(SwBlock *rule, const char *name)
+{
+	return rule->event_name == NULL || strcmp(rule->event_name, name) == 0;
+}
+
+/* Rules armed for this user (and live) that this event may reach. */
+static List *
+armed_rules(MatchState *st)
+{
+	static const Oid argtypes[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(st->ctx.user_id);
+	List	   *rules = NIL;
+	uint64		n;
+
+	if (!st->cache->armed_any &&
+		sw_cache_rules_hashed(st->cache->armed_by_name, st->name_hash) == NIL)
+		return NIL;
+
+	sw_plan(&armed_plan,
+			"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL",
+			1, argtypes, false);
+	n = run(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		SwBlock    *b = sw_cache_block(st->cache, id);
+
+		if (b != NULL && !b->is_webhook && rule_wants_event(b, st->ctx.event_name))
+			rules = lappend(rules, b);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return rules;
+}
+
+/* Record that the user reached block; false if they had already. */
+static bool
+mark_reached(MatchState *st, SwBlock *block)
+{
+	static const Oid argtypes[3] = {INT4OID, TEXTOID, INT8OID};
+	Datum		values[3];
+	uint64		n;
+
+	values[0] = Int32GetDatum(block->block_id);
+	values[1] = CStringGetTextDatum(st->ctx.user_id);
+	values[2] = Int64GetDatum(st->ctx.event_id);
+	sw_plan(&reach_plan,
+			"INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) "
+			"VALUES ($1, $2, now(), $3) "
+			"ON CONFLICT (block_id, user_id) DO UPDATE "
+			"   SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "
+			" WHERE p.reached_at IS NULL",
+			3, argtypes, false);
+	n = run(st, reach_plan, values, NULL, SPI_OK_INSERT);
+	return n == 1;
+}
+
+/* Is this the user's first entry rule reached in the block's series? */
+static bool
+first_entry(MatchState *st, SwBlock *block)
+{
+	static const Oid argtypes[2] = {TEXTOID, INT4ARRAYOID};
+	SwSeries   *s = block->series;
+	Datum		values[2];
+	Datum	   *ids;
+	int64		reached;
+	bool		isnull;
+
+	if (s->nentry <= 1)
+		return true;
+	ids = palloc(sizeof(Datum) * s->nentry);
+	for (int i = 0; i < s->nentry; i++)
+		ids[i] = Int32GetDatum(s->entry_ids[i]);
+	values[0] = CStringGetTextDatum(st->ctx.user_id);
+	values[1] = PointerGetDatum(construct_array(ids, s->nentry, INT4OID, 4, true, TYPALIGN_INT));
+	sw_plan(&entered_plan,
+			"SELECT count(*) FROM seriesweb.progress "
+			" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL",
+			2, argtypes, false);
+	run(st, entered_plan, values, NULL, SPI_OK_SELECT);
+	reached = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return reached == 1;
+}
+
+/* Arm a rule after a reached block; a rule with no event name is checked now. */
+static void
+arm(MatchState *st, SwBlock *rule)
+{
+	static const Oid argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(rule->block_id);
+	values[1] = CStringGetTextDatum(st->ctx.user_id);
+	sw_plan(&arm_plan,
+			"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
+			"ON CONFLICT (block_id, user_id) DO NOTHING",
+			2, argtypes, false);
+	run(st, arm_plan, values, NULL, SPI_OK_INSERT);
+
+	if (rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx))
+		reach(st, rule);
+}
+
+static void
+reach(MatchState *st, SwBlock *block)
+{
+	/* Series are acyclic, but a long chain recurses deeply. */
+	check_stack_depth();
+
+	if (!mark_reached(st, block))
+		return;
+	sw_counts_add(st->counts, block->block_id, block->series->series_id,
+				  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
+
+	if (block->is_webhook)
+	{
+		st->ctx.series_id = block->series->series_id;
+		st->ctx.series_name = block->series->name;
+		st->ctx.block_id = block->block_id;
+		st->ctx.block_title = block->title;
+		sw_enqueue(st->cache, block, &st->ctx, st->counts);
+		MemoryContextSwitchTo(st->event_cxt);
+	}
+	for (int i = 0; i < block->nnext; i++)
+	{
+		if (block->next[i]->is_webhook)
+			reach(st, block->next[i]);
+		else
+			arm(st, block->next[i]);
+	}
+}
+
+/* Match one event whose name some live rule may use. */
+static void
+match_event(MatchState *st)
+{
+	List	   *candidates = NIL;
+	ListCell   *lc;
+
+	load_user(st);
+
+	foreach(lc, sw_cache_rules_hashed(st->cache->entry_by_name, st->name_hash))
+		if (rule_wants_event(lfirst(lc), st->ctx.event_name))
+			candidates = lappend(candidates, lfirst(lc));
+	candidates = list_concat(candidates, st->cache->entry_any);
+	/* Fetched before any reach: rules armed by this event wait for the next. */
+	candidates = list_concat(candidates, armed_rules(st));
+
+	foreach(lc, candidates)
+	{
+		SwBlock    *rule = lfirst(lc);
+
+		if (sw_filter_eval(rule->filter, &st->ctx))
+			reach(st, rule);
+	}
+}
+
+static void
+match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot,
+		  const EventColumns *cols)
+{
+	tuplestore_rescan(events);
+	while (tuplestore_gettupleslot(events, true, false, slot))
+	{
+		bool		isnull;
+		char	   *name;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(st->event_cxt);
+		MemoryContextSwitchTo(st->event_cxt);
+
+		name = TextDatumGetCString(slot_getattr(slot, cols->name, &isnull));
+		st->name_hash = sw_name_hash(name);
+		if (!event_relevant(st->cache, name, st->name_hash))
+			continue;
+
+		memset(&st->ctx, 0, sizeof(st->ctx));
+		st->ctx.event_name = name;
+		st->ctx.user_id = TextDatumGetCString(slot_getattr(slot, cols->user_id, &isnull));
+		st->ctx.event_id = DatumGetInt64(slot_getattr(slot, cols->event_id, &isnull));
+		st->ctx.event_occurred_at = DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
+		st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
+		match_event(st);
+	}
+}
+
+PG_FUNCTION_INFO_V1(sw_match_events);
+Datum
+sw_match_events(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Tuplestorestate *events;
+	TupleDesc	desc;
+	EventColumns cols;
+	TupleTableSlot *slot;
+	MatchState	st;
+	MemoryContext stmt_cxt;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("seriesweb._match_events() must be an AFTER INSERT statement trigger with a NEW TABLE")));
+
+	events = trigdata->tg_newtable;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	cols = event_columns(desc);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "seriesweb: SPI_connect failed");
+
+	stmt_cxt = AllocSetContextCreate(CurrentMemoryContext, "seriesweb matcher",
+									 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(stmt_cxt);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+	create_missing_users(events, slot, &cols, stmt_cxt);
+
+	memset(&st, 0, sizeof(st));
+	st.cache = sw_cache_get();
+	MemoryContextSwitchTo(stmt_cxt);
+	if (hash_get_num_entries(st.cache->blocks) > 0)
+	{
+		st.counts = sw_counts_create(stmt_cxt);
+		st.event_cxt = AllocSetContextCreate(stmt_cxt, "seriesweb matcher event",
+											 ALLOCSET_DEFAULT_SIZES);
+		match_all(&st, events, slot, &cols);
+		MemoryContextSwitchTo(stmt_cxt);
+		sw_counts_flush(st.counts);
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextSwitchTo(caller_cxt);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ *
+ * plans.c
+ *	  Prepare-once helpers for the saved SPI plans of the matcher and the
+ *	  queue.  See plans.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "plans.h"
+
+SPIPlanPtr
+sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes,
+		bool custom_plan)
+{
+	SPIPlanPtr	plan;
+
+	if (*slot != NULL)
+		return *slot;
+
+	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
+							  custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
+	if (plan == NULL)
+		elog(ERROR, "seriesweb: could not prepare \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "seriesweb: could not keep the plan of \"%s\"", sql);
+	*slot = plan;
+	return plan;
+}
+
+uint64
+sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+		   long count, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+
+	if (rc != expected)
+		elog(ERROR, "seriesweb: SPI_execute_plan returned %s, expected %s",
+			 SPI_result_code_string(rc), SPI_result_code_string(expected));
+	return SPI_processed;
+}

@@ -1,0 +1,497 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  The delivery queue in seriesweb.deliveries, and the per-block counters.
+ *
+ * Matcher side: sw_enqueue() renders a webhook for one user and inserts the
+ * delivery in the inserting transaction, asking for the worker to be woken
+ * at commit.  Worker side: every function below runs one short transaction
+ * of its own — claim due deliveries (pending -> sending, FOR UPDATE SKIP
+ * LOCKED), record a batch of outcomes (one statement: delivery rows, attempt
+ * rows, counters, last activity), recover deliveries a crash left in
+ * sending, fold counter deltas, purge old rows.  No transaction is ever
+ * open while a request is on the network.
+ *
+ * Counters are insert-only deltas (seriesweb.block_counts) so that inserting
+ * transactions never queue behind one another on a counter row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "plans.h"
+#include "queue.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "wake.h"
+
+static SPIPlanPtr counts_plan;
+static SPIPlanPtr enqueue_plan;
+static SPIPlanPtr render_failed_plan;
+static SPIPlanPtr claim_plan;
+static SPIPlanPtr record_plan;
+
+/* ------------------------------------------------------------------------
+ * Counters
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct CountEntry
+{
+	int32		block_id;		/* hash key */
+	int32		series_id;
+	int64		entered;
+	int64		reached;
+	int64		failed;
+} CountEntry;
+
+HTAB *
+sw_counts_create(MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(CountEntry);
+	ctl.hcxt = cxt;
+	return hash_create("seriesweb counts", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+void
+sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered,
+			  int reached, int failed)
+{
+	bool		found;
+	CountEntry *e = hash_search(counts, &block_id, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		e->series_id = series_id;
+		e->entered = e->reached = e->failed = 0;
+	}
+	e->entered += entered;
+	e->reached += reached;
+	e->failed += failed;
+}
+
+/* Insert one delta row per block touched; inside SPI. */
+void
+sw_counts_flush(HTAB *counts)
+{
+	static const Oid argtypes[5] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	long		n = hash_get_num_entries(counts);
+	Datum	   *cols[5];
+	Datum		args[5];
+	HASH_SEQ_STATUS seq;
+	CountEntry *e;
+	int			i = 0;
+
+	if (n == 0)
+		return;
+	for (int c = 0; c < 5; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	hash_seq_init(&seq, counts);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		cols[0][i] = Int32GetDatum(e->block_id);
+		cols[1][i] = Int32GetDatum(e->series_id);
+		cols[2][i] = Int64GetDatum(e->entered);
+		cols[3][i] = Int64GetDatum(e->reached);
+		cols[4][i] = Int64GetDatum(e->failed);
+		i++;
+	}
+	args[0] = PointerGetDatum(construct_array(cols[0], n, INT4OID, 4, true, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
+	for (int c = 2; c < 5; c++)
+		args[c] = PointerGetDatum(construct_array(cols[c], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	sw_plan(&counts_plan,
+			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, failed) "
+			"SELECT * FROM unnest($1, $2, $3, $4, $5)",
+			5, argtypes, false);
+	sw_execute(counts_plan, args, NULL, false, 0, SPI_OK_INSERT);
+}
+
+/* ------------------------------------------------------------------------
+ * Matcher side
+ * ------------------------------------------------------------------------
+ */
+
+static Datum
+text_array(char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* A delivery that cannot be rendered is stored failed, with the reason. */
+static void
+note_render_failure(int32 block_id, const char *error)
+{
+	static const Oid argtypes[2] = {INT4OID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = Int32GetDatum(block_id);
+	args[1] = CStringGetTextDatum(error);
+	sw_plan(&render_failed_plan,
+			"INSERT INTO seriesweb.block_activity AS a (block_id, last_failed_at, last_error) "
+			"VALUES ($1, now(), $2) ON CONFLICT (block_id) DO UPDATE "
+			"   SET last_failed_at = EXCLUDED.last_failed_at, last_error = EXCLUDED.last_error",
+			2, argtypes, false);
+	sw_execute(render_failed_plan, args, NULL, false, 0, SPI_OK_INSERT);
+}
+
+void
+sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
+{
+	static const Oid argtypes[11] = {INT8OID, INT4OID, INT4OID, TEXTOID, INT8OID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum		args[11];
+	char		nulls[11];
+	SwRenderedRequest req;
+	int64		id = nextval_internal(cache->delivery_seq, false);
+	char	   *error;
+
+	memset(&req, 0, sizeof(req));
+	error = sw_webhook_render(wh->tmpl, ctx, id, &req);
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int64GetDatum(id);
+	args[1] = Int32GetDatum(wh->series->series_id);
+	args[2] = Int32GetDatum(wh->block_id);
+	args[3] = CStringGetTextDatum(ctx->user_id);
+	args[4] = Int64GetDatum(ctx->event_id);
+	args[5] = CStringGetTextDatum(error ? "failed" : "pending");
+	args[6] = CStringGetTextDatum(req.method ? req.method : "");
+	args[7] = CStringGetTextDatum(req.url ? req.url : "");
+	args[8] = text_array(req.headers, req.headers ? req.nheaders : 0);
+	args[9] = CStringGetTextDatum(req.body ? req.body : "");
+	if (error)
+		args[10] = CStringGetTextDatum(error);
+	else
+		nulls[10] = 'n';
+
+	sw_plan(&enqueue_plan,
+			"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, "
+			"       status, method, url, headers, body, last_error, finished_at) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+			"        CASE WHEN $6 = 'failed' THEN now() END)",
+			11, argtypes, false);
+	sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT);
+
+	if (error)
+	{
+		sw_counts_add(counts, wh->block_id, wh->series->series_id, 0, 0, 1);
+		note_render_failure(wh->block_id, error);
+	}
+	else
+		sw_wake_at_commit();
+}
+
+/* ------------------------------------------------------------------------
+ * Worker side: each function is one short transaction
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Order matters: the statement timestamp first (now() of the transaction),
+ * then the transaction, then SPI, then a snapshot for the queries; the
+ * activity is reported so pg_stat_activity shows what the worker does.
+ */
+static MemoryContext worker_cxt;
+
+static void
+begin_tx(const char *activity)
+{
+	worker_cxt = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "seriesweb: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+commit_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	/* Commit leaves TopMemoryContext current; the caller's is wanted. */
+	MemoryContextSwitchTo(worker_cxt);
+}
+
+void
+sw_queue_recover(void)
+{
+	begin_tx("seriesweb: recover deliveries left in sending");
+	if (SPI_execute("UPDATE seriesweb.deliveries SET status = 'pending', next_attempt_at = now() "
+					" WHERE status = 'sending'", false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "seriesweb: could not recover deliveries");
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("seriesweb: %llu deliveries interrupted by a stop or crash will be sent again",
+						(unsigned long long) SPI_processed)));
+	commit_tx();
+}
+
+static char *
+claimed_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? pstrdup("") : TextDatumGetCString(d);
+}
+
+static void
+claimed_headers(HeapTuple tup, TupleDesc desc, int col, SwClaimed *c)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum	   *elems;
+	bool	   *elnulls;
+
+	c->nheaders = 0;
+	c->headers = NULL;
+	if (isnull)
+		return;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &elnulls, &c->nheaders);
+	c->headers = palloc(sizeof(char *) * Max(c->nheaders, 1));
+	for (int i = 0; i < c->nheaders; i++)
+		c->headers[i] = elnulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
+}
+
+/* Claim up to limit due deliveries; their copies are allocated in cxt. */
+int
+sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
+{
+	static const Oid argtypes[1] = {INT4OID};
+	Datum		arg = Int32GetDatum(limit);
+	uint64		n;
+
+	begin_tx("seriesweb: claim due deliveries");
+	/* A custom plan per call: LIMIT is a constant to the planner then. */
+	sw_plan(&claim_plan,
+			"UPDATE seriesweb.deliveries d SET status = 'sending' "
+			"  FROM (SELECT delivery_id FROM seriesweb.deliveries "
+			"         WHERE status = 'pending' AND next_attempt_at <= now() "
+			"         ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due "
+			" WHERE d.delivery_id = due.delivery_id "
+			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
+			"          d.method, d.url, d.headers, d.body",
+			1, argtypes, true);
+	n = sw_execute(claim_plan, &arg, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SwClaimed  *c = &out[i];
+		bool		isnull;
+
+		c->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		c->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		c->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		c->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		c->method = claimed_text(tup, desc, 5);
+		c->url = claimed_text(tup, desc, 6);
+		claimed_headers(tup, desc, 7, c);
+		c->body = claimed_text(tup, desc, 8);
+		c->body_len = strlen(c->body);
+	}
+	commit_tx();
+	return (int) n;
+}
+
+/* Column builders for the record statement. */
+typedef struct RecordArrays
+{
+	Datum	   *v[10];
+	bool	   *null[10];
+} RecordArrays;
+
+static Datum
+build_array(Datum *values, bool *nulls, int n, Oid type)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+static void
+fill_outcome_row(RecordArrays *a, int i, const SwOutcome *o)
+{
+	for (int c = 0; c < 10; c++)
+		a->null[c][i] = false;
+	a->v[0][i] = Int64GetDatum(o->delivery_id);
+	a->v[1][i] = Int32GetDatum(o->attempt);
+	a->v[2][i] = CStringGetTextDatum(o->status);
+	a->v[3][i] = TimestampTzGetDatum(o->next_attempt_at);
+	a->null[3][i] = strcmp(o->status, "pending") != 0;
+	a->v[4][i] = TimestampTzGetDatum(o->started_at);
+	a->v[5][i] = TimestampTzGetDatum(o->finished_at);
+	a->v[6][i] = Float8GetDatum(o->duration_ms);
+	a->v[7][i] = Int32GetDatum(o->response_status);
+	a->null[7][i] = o->response_status == 0;
+	a->v[8][i] = o->error ? CStringGetTextDatum(o->error) : (Datum) 0;
+	a->null[8][i] = o->error == NULL;
+	a->v[9][i] = o->response_body ? CStringGetTextDatum(o->response_body) : (Datum) 0;
+	a->null[9][i] = o->response_body == NULL;
+}
+
+/*
+ * Record a batch of outcomes in one statement and one transaction: the
+ * deliveries' new state, one attempt row each, the sent/failed counters and
+ * each block's latest activity.
+ */
+void
+sw_queue_record(SwOutcome *outcomes, int n)
+{
+	static const Oid elemtypes[10] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID};
+	static const Oid argtypes[10] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID};
+	RecordArrays a;
+	Datum		args[10];
+
+	if (n == 0)
+		return;
+	begin_tx("seriesweb: record delivery outcomes");
+	for (int c = 0; c < 10; c++)
+	{
+		a.v[c] = palloc(sizeof(Datum) * n);
+		a.null[c] = palloc(sizeof(bool) * n);
+	}
+	for (int i = 0; i < n; i++)
+		fill_outcome_row(&a, i, &outcomes[i]);
+	for (int c = 0; c < 10; c++)
+		args[c] = build_array(a.v[c], a.null[c], n, elemtypes[c]);
+
+	sw_plan(&record_plan,
+			"WITH r AS ("
+			"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+			"    AS r(delivery_id, attempt, status, next_at, started_at, finished_at, "
+			"         duration_ms, response_status, error, response_body)), "
+			"u AS ("
+			"  UPDATE seriesweb.deliveries d "
+			"     SET status = r.status, attempts = r.attempt, "
+			"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at), "
+			"         finished_at = CASE WHEN r.status IN ('sent', 'failed') THEN r.finished_at END, "
+			"         response_status = r.response_status, last_error = r.error "
+			"    FROM r WHERE d.delivery_id = r.delivery_id AND d.status = 'sending' "
+			"  RETURNING d.block_id, d.series_id, r.status, r.finished_at, r.error), "
+			"a AS ("
+			"  INSERT INTO seriesweb.delivery_attempts "
+			"         (delivery_id, attempt, started_at, duration_ms, response_status, error, response_body) "
+			"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, response_body "
+			"    FROM r), "
+			"c AS ("
+			"  INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed) "
+			"  SELECT block_id, series_id, count(*) FILTER (WHERE status = 'sent'), "
+			"         count(*) FILTER (WHERE status = 'failed') "
+			"    FROM u WHERE status <> 'pending' GROUP BY block_id, series_id) "
+			"INSERT INTO seriesweb.block_activity AS ba (block_id, last_sent_at, last_failed_at, last_error) "
+			"SELECT block_id, max(finished_at) FILTER (WHERE status = 'sent'), "
+			"       max(finished_at) FILTER (WHERE status = 'failed'), "
+			"       (array_agg(error ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
+			"  FROM u WHERE status <> 'pending' GROUP BY block_id "
+			"ON CONFLICT (block_id) DO UPDATE "
+			"   SET last_sent_at = greatest(ba.last_sent_at, EXCLUDED.last_sent_at), "
+			"       last_failed_at = greatest(ba.last_failed_at, EXCLUDED.last_failed_at), "
+			"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, '-infinity') "
+			"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
+			10, argtypes, false);
+	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
+	commit_tx();
+}
+
+/* When the next pending delivery is due; DT_NOEND when none is. */
+TimestampTz
+sw_queue_next_due(void)
+{
+	TimestampTz due = DT_NOEND;
+	bool		isnull;
+	Datum		d;
+
+	begin_tx("seriesweb: look for the next due delivery");
+	if (SPI_execute("SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "seriesweb: could not read the queue");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		due = DatumGetTimestampTz(d);
+	commit_tx();
+	return due;
+}
+
+/* Fold the counter deltas into one row per block. */
+void
+sw_queue_fold_counts(void)
+{
+	begin_tx("seriesweb: fold block counters");
+	if (SPI_execute("WITH d AS (DELETE FROM seriesweb.block_counts RETURNING *) "
+					"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, sent, failed) "
+					"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed) "
+					"  FROM d GROUP BY block_id, series_id", false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "seriesweb: could not fold block counters");
+	commit_tx();
+}
+
+/*
+ * Purge finished deliveries older than the retention, with their attempts,
+ * in slices of 10,000 rows per transaction so that no purge holds locks for
+ * long.  Counters are separate and unaffected.
+ */
+int64
+sw_queue_purge(int retention_s)
+{
+	int64		total = 0;
+	uint64		n;
+
+	do
+	{
+		char	   *sql = psprintf("WITH old AS ("
+								   "  DELETE FROM seriesweb.deliveries WHERE delivery_id IN ("
+								   "    SELECT delivery_id FROM seriesweb.deliveries "
+								   "     WHERE finished_at < now() - make_interval(secs => %d) "
+								   "     LIMIT 10000) "
+								   "  RETURNING delivery_id), "
+								   "a AS (DELETE FROM seriesweb.delivery_attempts a USING old "
+								   "       WHERE a.delivery_id = old.delivery_id) "
+								   "SELECT count(*) FROM old", retention_s);
+		bool		isnull;
+
+		begin_tx("seriesweb: purge old deliveries");
+		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "seriesweb: could not purge old deliveries");
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		commit_tx();
+		total += n;
+	} while (n == 10000);
+	return total;
+}

@@ -1,0 +1,71 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.h
+ *	  The delivery queue: enqueue in the event's transaction (matcher side),
+ *	  claim and record in short worker transactions (worker side), and the
+ *	  per-block counters behind the stats views.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SERIESWEB_QUEUE_H
+#define SERIESWEB_QUEUE_H
+
+#include "postgres.h"
+
+#include "series_cache.h"
+#include "utils/hsearch.h"
+
+/* ---- counters, accumulated per statement or batch, flushed as deltas ---- */
+
+extern HTAB *sw_counts_create(MemoryContext cxt);
+extern void sw_counts_add(HTAB *counts, int32 block_id, int32 series_id,
+						  int entered, int reached, int failed);
+extern void sw_counts_flush(HTAB *counts);
+
+/* ---- matcher side ---- */
+
+/* Render and insert one delivery of webhook block wh; inside SPI. */
+extern void sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx,
+					   HTAB *counts);
+
+/* ---- worker side ---- */
+
+/* One claimed delivery, ready to send. */
+typedef struct SwClaimed
+{
+	int64		delivery_id;
+	int32		block_id;
+	int			attempts;		/* made before this one */
+	int			max_attempts;
+	char	   *method;
+	char	   *url;
+	int			nheaders;
+	char	  **headers;		/* "Name: value" */
+	char	   *body;
+	int			body_len;
+} SwClaimed;
+
+/* The outcome of one attempt. */
+typedef struct SwOutcome
+{
+	int64		delivery_id;
+	int			attempt;		/* number of this attempt, from 1 */
+	const char *status;			/* "sent", "failed" or "pending" (retry) */
+	TimestampTz next_attempt_at;	/* when status is "pending" */
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	double		duration_ms;
+	int			response_status;	/* 0: no response */
+	char	   *error;			/* NULL on success */
+	char	   *response_body;	/* capped; may be NULL */
+} SwOutcome;
+
+/* Each of these runs its own short transaction. */
+extern void sw_queue_recover(void);
+extern int	sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt);
+extern void sw_queue_record(SwOutcome *outcomes, int n);
+extern TimestampTz sw_queue_next_due(void);
+extern void sw_queue_fold_counts(void);
+extern int64 sw_queue_purge(int retention_s);
+
+#endif							/* SERIESWEB_QUEUE_H */

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * sender.h
+ *	  HTTP requests with the libcurl multi interface: many in flight at once,
+ *	  connections kept alive between requests, each request bounded by
+ *	  seriesweb.timeout, no redirects, http and https only.  Used by the
+ *	  worker for deliveries and by test_webhook() for one request.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SERIESWEB_SENDER_H
+#define SERIESWEB_SENDER_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+
+typedef struct SwSender SwSender;
+
+/*
+ * One request and its result.  The caller allocates it and keeps it (and
+ * every string it points to) alive until it is handed back as done.
+ */
+typedef struct SwTransfer
+{
+	/* request */
+	const char *method;
+	const char *url;
+	char	  **headers;		/* "Name: value" */
+	int			nheaders;
+	const char *body;
+	int			body_len;
+	bool		keep_headers;	/* collect response headers (test_webhook) */
+	void	   *owner;			/* for the caller */
+
+	/* result, set when done */
+	long		status;			/* HTTP status, 0 if no response */
+	char	   *error;			/* NULL when a 2xx answer came */
+	int			retry_after_s;	/* Retry-After in seconds, -1 if absent */
+	StringInfoData response_body;	/* first seriesweb.response_body_limit bytes */
+	StringInfoData response_headers;	/* "Name: value\n" lines if kept */
+	TimestampTz started_at;
+	double		duration_ms;
+
+	/* sender's own */
+	void	   *easy;
+	struct curl_slist *slist;
+	char	   *errbuf;
+} SwTransfer;
+
+typedef void (*SwDoneCallback) (SwTransfer *t, void *arg);
+
+extern SwSender *sw_sender_create(void);
+extern void sw_sender_destroy(SwSender *s);
+
+/* Apply reloaded settings (connection cache size). */
+extern void sw_sender_configure(SwSender *s);
+
+/* Start a request; a request that cannot even start is done at once. */
+extern void sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg);
+
+/* Requests started and not yet done. */
+extern int	sw_sender_in_flight(SwSender *s);
+
+/*
+ * Move requests forward, waiting at most timeout_ms for network activity,
+ * and call done for each finished one.  Returns how many finished.
+ */
+extern int	sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg);
+
+#endif							/* SERIESWEB_SENDER_H */

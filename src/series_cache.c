@@ -1,0 +1,301 @@
+/*-------------------------------------------------------------------------
+ *
+ * series_cache.c
+ *	  Compile the live series of this database once per backend and keep
+ *	  them until a definition changes.
+ *
+ * Statement triggers on series, blocks and connections (sw_definitions_
+ * changed) send a relcache invalidation for the changed table; a relcache
+ * callback registered at library load marks the cache stale, and the next
+ * event rebuilds it.  Invalidations are transactional: other backends see
+ * them when the change commits, this backend at its next command, and a
+ * rolled-back change leaves the cache as it was.
+ *
+ * The cache is built in a context under the current transaction and moved
+ * under CacheMemoryContext only once complete, so an error halfway leaks
+ * nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "series_cache.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+static SwCache *cache = NULL;
+static bool cache_valid = false;
+static Oid	watched_relids[3];
+
+typedef struct BlockEntry
+{
+	int32		block_id;
+	SwBlock    *block;
+} BlockEntry;
+
+static void
+invalidate_cb(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == watched_relids[0] ||
+		relid == watched_relids[1] || relid == watched_relids[2])
+		cache_valid = false;
+}
+
+void
+sw_cache_register(void)
+{
+	CacheRegisterRelcacheCallback(invalidate_cb, (Datum) 0);
+}
+
+uint32
+sw_name_hash(const char *name)
+{
+	return hash_bytes((const unsigned char *) name, strlen(name));
+}
+
+static HTAB *
+make_map(MemoryContext cxt, const char *what, Size keysize, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cxt;
+	return hash_create(what, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * Run a query for the cache under construction.  SPI leaves its own
+ * context current after every call, so switch back: everything kept must
+ * be allocated in the cache's context.
+ */
+static void
+cache_query(SwCache *c, const char *sql, const char *what)
+{
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "seriesweb: could not read %s", what);
+	MemoryContextSwitchTo(c->cxt);
+}
+
+static char *
+text_col(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static void
+load_relids(SwCache *c)
+{
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	cache_query(c, "SELECT 'seriesweb.series'::regclass::oid, 'seriesweb.blocks'::regclass::oid, "
+				"'seriesweb.connections'::regclass::oid, "
+				"pg_get_serial_sequence('seriesweb.deliveries', 'delivery_id')::regclass::oid",
+				"its own tables");
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	for (int i = 0; i < 3; i++)
+		watched_relids[i] = DatumGetObjectId(SPI_getbinval(tup, desc, i + 1, &isnull));
+	c->delivery_seq = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* One block row of the live-blocks query, compiled. */
+static SwBlock *
+compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
+{
+	SwBlock    *b = palloc0(sizeof(SwBlock));
+	bool		isnull;
+
+	b->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	b->series = series;
+	b->is_webhook = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	b->title = text_col(tup, desc, 5);
+	b->is_entry = !b->is_webhook && DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+	if (b->is_webhook)
+	{
+		Datum		headers = SPI_getbinval(tup, desc, 10, &isnull);
+
+		b->tmpl = sw_webhook_compile(text_col(tup, desc, 8), text_col(tup, desc, 9),
+									 DatumGetJsonbP(headers), text_col(tup, desc, 11));
+	}
+	else
+	{
+		b->event_name = text_col(tup, desc, 6);
+		b->filter = sw_filter_compile(DatumGetJsonbP(SPI_getbinval(tup, desc, 7, &isnull)));
+	}
+	return b;
+}
+
+static void
+index_rule(HTAB *map, SwBlock *rule)
+{
+	uint32		hash = sw_name_hash(rule->event_name);
+	bool		found;
+	SwRuleList *entry = hash_search(map, &hash, HASH_ENTER, &found);
+
+	if (!found)
+		entry->rules = NIL;
+	entry->rules = lappend(entry->rules, rule);
+}
+
+static void
+load_blocks(SwCache *c)
+{
+	SwSeries   *series = NULL;
+
+	cache_query(c, "SELECT b.block_id, b.series_id, s.name, b.kind = 'webhook', b.title, "
+				"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, "
+				"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id) "
+				"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
+				" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id",
+				"the live series");
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		series_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		SwBlock    *b;
+		BlockEntry *entry;
+
+		if (series == NULL || series->series_id != series_id)
+		{
+			series = palloc0(sizeof(SwSeries));
+			series->series_id = series_id;
+			series->name = text_col(tup, desc, 3);
+			series->entry_ids = palloc(sizeof(int32) * (SPI_processed - i));
+		}
+		b = compile_block(tup, desc, series);
+		entry = hash_search(c->blocks, &b->block_id, HASH_ENTER, NULL);
+		entry->block = b;
+
+		if (b->is_webhook)
+			continue;
+		if (b->is_entry)
+			series->entry_ids[series->nentry++] = b->block_id;
+		if (b->event_name == NULL && b->is_entry)
+			c->entry_any = lappend(c->entry_any, b);
+		else if (b->event_name == NULL)
+			c->armed_any = true;
+		else
+			index_rule(b->is_entry ? c->entry_by_name : c->armed_by_name, b);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static void
+load_connections(SwCache *c)
+{
+	cache_query(c, "SELECT c.from_block, c.to_block FROM seriesweb.connections c "
+				"  JOIN seriesweb.blocks b ON b.block_id = c.from_block "
+				"  JOIN seriesweb.series s ON s.series_id = b.series_id "
+				" WHERE s.state = 'live' ORDER BY c.from_block, c.to_block",
+				"the connections of the live series");
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		from = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int32		to = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		SwBlock    *fb = sw_cache_block(c, from);
+		SwBlock    *tb = sw_cache_block(c, to);
+
+		if (fb == NULL || tb == NULL)
+			continue;
+		if (fb->next == NULL)
+			fb->next = palloc(sizeof(SwBlock *) * (SPI_processed - i));
+		fb->next[fb->nnext++] = tb;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static SwCache *
+build_cache(void)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurTransactionContext,
+											  "seriesweb series cache",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	SwCache    *c = palloc0(sizeof(SwCache));
+
+	c->cxt = cxt;
+	c->blocks = make_map(cxt, "seriesweb blocks", sizeof(int32), sizeof(BlockEntry));
+	c->entry_by_name = make_map(cxt, "seriesweb entry rules", sizeof(uint32), sizeof(SwRuleList));
+	c->armed_by_name = make_map(cxt, "seriesweb later rules", sizeof(uint32), sizeof(SwRuleList));
+	load_relids(c);
+	load_blocks(c);
+	load_connections(c);
+	MemoryContextSwitchTo(old);
+	return c;
+}
+
+SwCache *
+sw_cache_get(void)
+{
+	SwCache    *fresh;
+
+	if (cache_valid && cache != NULL)
+		return cache;
+
+	/* Set first: an invalidation that arrives while we read wins. */
+	cache_valid = true;
+	PG_TRY();
+	{
+		fresh = build_cache();
+	}
+	PG_CATCH();
+	{
+		cache_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSetParent(fresh->cxt, CacheMemoryContext);
+	if (cache != NULL)
+		MemoryContextDelete(cache->cxt);
+	cache = fresh;
+	return cache;
+}
+
+SwBlock *
+sw_cache_block(SwCache *c, int32 block_id)
+{
+	BlockEntry *entry = hash_search(c->blocks, &block_id, HASH_FIND, NULL);
+
+	return entry ? entry->block : NULL;
+}
+
+List *
+sw_cache_rules_hashed(HTAB *map, uint32 hash)
+{
+	SwRuleList *entry = hash_search(map, &hash, HASH_FIND, NULL);
+
+	return entry ? entry->rules : NIL;
+}
+
+PG_FUNCTION_INFO_V1(sw_definitions_changed);
+Datum
+sw_definitions_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("seriesweb._definitions_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}

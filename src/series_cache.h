@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * series_cache.h
+ *	  The live series of this database, compiled once per backend: blocks
+ *	  with their compiled filters and templates, connections, and indexes by
+ *	  event name, so that an event no live rule can match costs one hash
+ *	  probe.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SERIESWEB_SERIES_CACHE_H
+#define SERIESWEB_SERIES_CACHE_H
+
+#include "postgres.h"
+
+#include "filter.h"
+#include "nodes/pg_list.h"
+#include "render.h"
+#include "utils/hsearch.h"
+
+typedef struct SwSeries
+{
+	int32		series_id;
+	char	   *name;
+	int			nentry;			/* entry rules (rules with no block before) */
+	int32	   *entry_ids;
+} SwSeries;
+
+typedef struct SwBlock
+{
+	int32		block_id;
+	SwSeries   *series;
+	bool		is_webhook;
+	bool		is_entry;		/* a rule with no block before it */
+	char	   *title;
+	char	   *event_name;		/* rule: NULL matches any event */
+	SwFilter   *filter;			/* rule */
+	SwWebhookTemplate *tmpl;	/* webhook */
+	int			nnext;
+	struct SwBlock **next;
+} SwBlock;
+
+/* A list of rules sharing an event-name hash (names compared on use). */
+typedef struct SwRuleList
+{
+	uint32		hash;			/* hash key */
+	List	   *rules;			/* SwBlock * */
+} SwRuleList;
+
+typedef struct SwCache
+{
+	MemoryContext cxt;
+	HTAB	   *blocks;			/* block_id -> SwBlock * (live series only) */
+	HTAB	   *entry_by_name;	/* name hash -> entry rules with that name */
+	List	   *entry_any;		/* entry rules with no event name */
+	HTAB	   *armed_by_name;	/* name hash -> non-entry rules with that name */
+	bool		armed_any;		/* some non-entry rule has no event name */
+	Oid			delivery_seq;	/* sequence of deliveries.delivery_id */
+} SwCache;
+
+/* The cache, rebuilt first if definitions changed.  Inside SPI_connect. */
+extern SwCache *sw_cache_get(void);
+
+/* Install the invalidation callback; once per backend, at library load. */
+extern void sw_cache_register(void);
+
+extern SwBlock *sw_cache_block(SwCache *cache, int32 block_id);
+extern uint32 sw_name_hash(const char *name);
+
+/*
+ * Rules of map (entry_by_name or armed_by_name) whose event-name hash is
+ * hash: a list of SwBlock * that the caller still filters by name, or NIL.
+ */
+extern List *sw_cache_rules_hashed(HTAB *map, uint32 hash);
+
+#endif							/* SERIESWEB_SERIES_CACHE_H */

@@ -1,0 +1,409 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background worker that sends deliveries.
+ *
+ * One worker, registered at server start (shared_preload_libraries), serves
+ * seriesweb.database.  It waits quietly until the extension exists there,
+ * puts back deliveries a crash or immediate stop left in "sending", then
+ * loops: claim due deliveries while there is room under
+ * seriesweb.max_concurrency (one short transaction), send them with the
+ * multi sender outside any transaction, and record finished attempts in
+ * batches (one short transaction each).  A slow request holds only its own
+ * slot.  Committing backends set the worker's latch (wake.c), so new work is
+ * claimed at once; a timer covers retries that come due.
+ *
+ * Memory: each claim batch has its own context, deleted once every delivery
+ * in it has been recorded; the outcome buffer is reused.  SIGHUP reloads
+ * settings; SIGTERM records what finished and exits (rows still sending are
+ * sent again at the next start).  The postmaster restarts the worker after a
+ * crash.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#endif
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "queue.h"
+#include "sender.h"
+#include "settings.h"
+#include "shmem.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+/* Outcomes recorded per transaction at most. */
+#define RECORD_BATCH 512
+/* A finished attempt waits at most this long to be recorded. */
+#define RECORD_DELAY_MS 10
+/* While requests are in flight, look at the latch this often. */
+#define BUSY_POLL_MS 5
+/* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
+#define IDLE_LOOK_MS 5000
+#define FOLD_EVERY_MS 2000
+#define PURGE_EVERY_MS (10 * 60 * 1000)
+
+/* A claim batch: its memory lives until its last delivery is recorded. */
+typedef struct Batch
+{
+	MemoryContext cxt;
+	int			unrecorded;
+} Batch;
+
+typedef struct Job
+{
+	SwTransfer	transfer;		/* first: the sender hands it back */
+	SwClaimed	claimed;
+	Batch	   *batch;
+} Job;
+
+typedef struct WorkerState
+{
+	SwSender   *sender;
+	MemoryContext loop_cxt;
+	SwClaimed  *claim_buf;		/* max_concurrency entries */
+	int			claim_cap;
+	SwOutcome  *outcomes;
+	Job		  **outcome_jobs;
+	int			noutcomes;
+	TimestampTz first_outcome_at;
+	TimestampTz next_due;
+	TimestampTz last_fold;
+	TimestampTz last_purge;
+	bool		counts_dirty;
+} WorkerState;
+
+PGDLLEXPORT void sw_worker_main(Datum arg);
+
+static long
+ms_until(TimestampTz when, TimestampTz now)
+{
+	if (when <= now)
+		return 0;
+	return (long) Min((when - now + 999) / 1000, (TimestampTz) INT_MAX);
+}
+
+/* Sleep until the latch, the timeout or postmaster death; then consume. */
+static void
+wait_for_latch(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, PG_WAIT_EXTENSION);
+}
+
+static void
+handle_signals(WorkerState *w)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+		if (w && w->sender)
+			sw_sender_configure(w->sender);
+	}
+}
+
+static bool
+extension_exists(void)
+{
+	bool		exists;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	exists = OidIsValid(get_extension_oid("seriesweb", true));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/* Wait (woken by CREATE EXTENSION's commit) until the extension exists. */
+static void
+wait_for_extension(void)
+{
+	char		detail[256];
+
+	snprintf(detail, sizeof(detail),
+			 "extension seriesweb does not exist in database \"%s\": run CREATE EXTENSION seriesweb there",
+			 sw_database);
+	while (!extension_exists())
+	{
+		sw_shared_set_state(SW_WORKER_WAITING, detail);
+		wait_for_latch(10000);
+		ResetLatch(MyLatch);
+		handle_signals(NULL);
+		if (ShutdownRequestPending)
+			proc_exit(1);
+	}
+}
+
+/* ---- outcomes ---- */
+
+static double
+random_fraction(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return pg_prng_double(&pg_global_prng_state);
+#else
+	return (double) random() / ((double) MAX_RANDOM_VALUE + 1);
+#endif
+}
+
+/* Decide what a finished attempt means for its delivery. */
+static void
+judge(const Job *job, SwOutcome *o)
+{
+	const SwTransfer *t = &job->transfer;
+	const SwClaimed *c = &job->claimed;
+	long		delay_ms;
+
+	o->delivery_id = c->delivery_id;
+	o->attempt = c->attempts + 1;
+	o->started_at = t->started_at;
+	o->duration_ms = t->duration_ms;
+	o->finished_at = TimestampTzPlusMilliseconds(t->started_at, (int64) t->duration_ms);
+	o->response_status = (int) t->status;
+	o->error = t->error;
+	o->response_body = t->response_body.len > 0 ? t->response_body.data : NULL;
+
+	if (t->error == NULL)
+		o->status = "sent";
+	else if (t->status == 410 || o->attempt >= c->max_attempts)
+		o->status = "failed";
+	else
+	{
+		o->status = "pending";
+		delay_ms = sw_retry_delay_ms(o->attempt);
+		if ((t->status == 429 || t->status == 503) && t->retry_after_s >= 0)
+			delay_ms = Min((long) t->retry_after_s * 1000, (long) sw_longest_retry_delay_ms());
+		/* Up to 10% jitter, so retries of one outage do not arrive as one wave. */
+		delay_ms += (long) (random_fraction() * (delay_ms / 10));
+		o->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
+	}
+}
+
+static void
+on_done(SwTransfer *t, void *arg)
+{
+	WorkerState *w = arg;
+	Job		   *job = (Job *) t;
+
+	if (w->noutcomes == 0)
+		w->first_outcome_at = GetCurrentTimestamp();
+	judge(job, &w->outcomes[w->noutcomes]);
+	w->outcome_jobs[w->noutcomes] = job;
+	w->noutcomes++;
+}
+
+static void
+record_outcomes(WorkerState *w)
+{
+	if (w->noutcomes == 0)
+		return;
+	sw_queue_record(w->outcomes, w->noutcomes);
+	for (int i = 0; i < w->noutcomes; i++)
+	{
+		Batch	   *b = w->outcome_jobs[i]->batch;
+
+		if (--b->unrecorded == 0)
+			MemoryContextDelete(b->cxt);
+	}
+	w->noutcomes = 0;
+	w->counts_dirty = true;
+}
+
+/* ---- claiming and sending ---- */
+
+static void
+start_job(WorkerState *w, Batch *batch, const SwClaimed *c)
+{
+	Job		   *job = palloc0(sizeof(Job));
+
+	job->claimed = *c;
+	job->batch = batch;
+	job->transfer.method = c->method;
+	job->transfer.url = c->url;
+	job->transfer.headers = c->headers;
+	job->transfer.nheaders = c->nheaders;
+	job->transfer.body = c->body;
+	job->transfer.body_len = c->body_len;
+	sw_sender_start(w->sender, &job->transfer, on_done, w);
+}
+
+static void
+ensure_buffers(WorkerState *w)
+{
+	/* The outcome buffer holds a full claim plus everything in flight. */
+	int			need = sw_max_concurrency;
+
+	if (w->claim_cap >= need)
+		return;
+	if (w->claim_buf)
+	{
+		record_outcomes(w);
+		pfree(w->claim_buf);
+		pfree(w->outcomes);
+		pfree(w->outcome_jobs);
+	}
+	w->claim_buf = MemoryContextAlloc(TopMemoryContext, sizeof(SwClaimed) * need);
+	w->outcomes = MemoryContextAlloc(TopMemoryContext, sizeof(SwOutcome) * (need + RECORD_BATCH));
+	w->outcome_jobs = MemoryContextAlloc(TopMemoryContext, sizeof(Job *) * (need + RECORD_BATCH));
+	w->claim_cap = need;
+}
+
+static void
+claim_and_start(WorkerState *w, int room, TimestampTz now)
+{
+	Batch	   *batch;
+	MemoryContext cxt;
+	int			n;
+
+	/* Outcomes must fit: record them before claiming more. */
+	if (w->noutcomes + sw_sender_in_flight(w->sender) + room > w->claim_cap + RECORD_BATCH)
+		record_outcomes(w);
+
+	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
+	n = sw_queue_claim(room, w->claim_buf, cxt);
+	if (n < room)
+		w->next_due = sw_queue_next_due();
+	else
+		w->next_due = now;
+	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
+	if (n == 0)
+	{
+		MemoryContextDelete(cxt);
+		return;
+	}
+
+	MemoryContextSwitchTo(cxt);
+	batch = palloc(sizeof(Batch));
+	batch->cxt = cxt;
+	batch->unrecorded = n;
+	for (int i = 0; i < n; i++)
+		start_job(w, batch, &w->claim_buf[i]);
+	MemoryContextSwitchTo(w->loop_cxt);
+	w->counts_dirty = true;
+}
+
+static void
+housekeeping(WorkerState *w, TimestampTz now)
+{
+	if (w->counts_dirty && ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0)
+	{
+		sw_queue_fold_counts();
+		w->last_fold = now;
+		w->counts_dirty = false;
+	}
+	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0)
+	{
+		int64		purged = sw_queue_purge(sw_retention_s);
+
+		if (purged > 0)
+			ereport(LOG,
+					(errmsg("seriesweb: purged %lld deliveries finished more than %d seconds ago (seriesweb.retention)",
+							(long long) purged, sw_retention_s)));
+		w->last_purge = now;
+	}
+}
+
+static bool
+should_record(WorkerState *w, TimestampTz now)
+{
+	if (w->noutcomes == 0)
+		return false;
+	return w->noutcomes >= RECORD_BATCH || sw_sender_in_flight(w->sender) == 0 ||
+		ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS), now) == 0;
+}
+
+static void
+worker_loop(WorkerState *w)
+{
+	for (;;)
+	{
+		TimestampTz now;
+		int			in_flight;
+		int			room;
+
+		handle_signals(w);
+		if (ShutdownRequestPending)
+			break;
+
+		/* Reset before claiming: a commit after this point wakes us again. */
+		if (MyLatch->is_set)
+		{
+			ResetLatch(MyLatch);
+			w->next_due = 0;
+		}
+		now = GetCurrentTimestamp();
+		ensure_buffers(w);
+		in_flight = sw_sender_in_flight(w->sender);
+		room = Min(sw_max_concurrency, w->claim_cap) - in_flight;
+		if (now >= w->next_due && room > 0 &&
+			(in_flight == 0 || room >= Max(1, sw_max_concurrency / 4)))
+			claim_and_start(w, room, now);
+
+		if (sw_sender_in_flight(w->sender) > 0)
+			sw_sender_run(w->sender, w->noutcomes > 0 ? 1 : BUSY_POLL_MS, on_done, w);
+		sw_shared_set_in_flight(sw_sender_in_flight(w->sender));
+
+		now = GetCurrentTimestamp();
+		if (should_record(w, now))
+			record_outcomes(w);
+		housekeeping(w, now);
+
+		if (sw_sender_in_flight(w->sender) == 0 && w->noutcomes == 0)
+		{
+			long		timeout = ms_until(w->next_due, now);
+
+			timeout = Min(timeout, FOLD_EVERY_MS);
+			if (timeout > 0)
+				wait_for_latch(timeout);
+		}
+	}
+	/* SIGTERM: keep what finished; what is in flight is sent again later. */
+	record_outcomes(w);
+}
+
+void
+sw_worker_main(Datum arg)
+{
+	WorkerState w;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	sw_shared_set_state(SW_WORKER_CONNECTING, psprintf("connecting to database \"%s\"", sw_database));
+	BackgroundWorkerInitializeConnection(sw_database, NULL, 0);
+	pgstat_report_appname("seriesweb worker");
+
+	wait_for_extension();
+	sw_queue_recover();
+
+	memset(&w, 0, sizeof(w));
+	w.loop_cxt = AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(w.loop_cxt);
+	w.sender = sw_sender_create();
+	w.last_fold = w.last_purge = GetCurrentTimestamp();
+	w.counts_dirty = true;
+	sw_shared_set_state(SW_WORKER_RUNNING, "sending deliveries");
+	ereport(LOG, (errmsg("seriesweb worker sending deliveries of database \"%s\"", sw_database)));
+
+	worker_loop(&w);
+
+	sw_shared_set_state(SW_WORKER_EXITED, "stopped by SIGTERM");
+	/* Exit code 1: the postmaster restarts us unless it is shutting down. */
+	proc_exit(1);
+}
