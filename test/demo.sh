@@ -1,0 +1,86 @@
+#!/bin/bash
+# demo.sh — the seed scenario of the README, live: a throwaway PostgreSQL
+# cluster with seriesweb preloaded, the test receiver on 127.0.0.1, the
+# series defined and an event inserted; then it prints what the receiver got
+# and seriesweb.block_stats, and removes everything.  Run by `make demo` as
+# an unprivileged user (PostgreSQL refuses root).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+bindir=$(${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config} --bindir)
+work=$(mktemp -d /tmp/seriesweb-demo.XXXXXX)
+data=$work/data
+receiver_pid=""
+
+cleanup() {
+	"$bindir/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
+	[ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Wait until "$@" succeeds, at most 30 s.
+wait_for() {
+	for _ in $(seq 300); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	echo "demo: timed out waiting for: $*" >&2
+	return 1
+}
+
+step "Starting a receiver on 127.0.0.1"
+perl "$here/receiver.pl" --port 0 --port-file "$work/port" --log "$work/received.jsonl" &
+receiver_pid=$!
+wait_for test -s "$work/port"
+port=$(cat "$work/port")
+echo "listening on http://127.0.0.1:$port"
+
+step "Starting a throwaway PostgreSQL with seriesweb preloaded"
+"$bindir/initdb" -D "$data" -A trust -U postgres >/dev/null
+cat >>"$data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$work'
+shared_preload_libraries = 'seriesweb'
+seriesweb.database = 'app'
+# The demo's receiver is on loopback, which seriesweb refuses by default.
+seriesweb.allowed_networks = '127.0.0.1/32'
+EOF
+"$bindir/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
+psql() { "$bindir/psql" -X -q -h "$work" -U postgres "$@"; }
+psql -d postgres -c "CREATE DATABASE app"
+
+step "The seed scenario (the URL points at the local receiver)"
+cat >"$work/seed.sql" <<EOF
+CREATE EXTENSION seriesweb;
+INSERT INTO seriesweb.companies VALUES ('c0m5en5e', 'CSense Ltd');
+INSERT INTO seriesweb.users (user_id, email, name, company_id) VALUES ('u1', 'lonnie@example.com', 'Lonnie Lynn', 'c0m5en5e');
+SELECT seriesweb.create_series('Onboarding');
+SELECT seriesweb.add_rule(1, 'Completed onboarding', event_name => 'completed-onboarding');
+SELECT seriesweb.add_webhook(1, 'Tell the CRM', url => 'http://127.0.0.1:$port/hooks', after => 1,
+       headers => '{"Content-Type": "application/json", "Authorization": "Bearer t0ken"}',
+       body => '{"name": "{user.name}", "company": "{company.name}", "company_id": "{company.id}"}');
+SELECT seriesweb.set_live(1);
+INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'completed-onboarding');
+EOF
+sed 's/^/  /' "$work/seed.sql"
+psql -d app -v ON_ERROR_STOP=1 -f "$work/seed.sql" >/dev/null
+
+sent() { [ "$(psql -d app -Atc "SELECT sent FROM seriesweb.block_stats WHERE block_id = 2")" = "1" ]; }
+wait_for sent
+
+step "What the receiver got"
+perl -MJSON::PP -ne '
+	my $r = decode_json($_);
+	print "$r->{method} $r->{path}\n";
+	print "$_->[0]: $_->[1]\n" for @{ $r->{headers} };
+	print "\n$r->{body}\n";' "$work/received.jsonl"
+
+step "seriesweb.block_stats"
+psql -d app -c "SELECT series_name, block_id, title, kind, reached, sent, failed, pending FROM seriesweb.block_stats ORDER BY block_id"
+
+step "seriesweb.worker_status()"
+psql -d app -c "SELECT state, database, in_flight FROM seriesweb.worker_status()"
+echo "The demo cleans up after itself."
