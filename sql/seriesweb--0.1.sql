@@ -212,6 +212,13 @@ CREATE FUNCTION seriesweb._check_filters(filters jsonb) RETURNS void
 CREATE FUNCTION seriesweb._check_webhook(method text, url text, headers jsonb, body json)
 	RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'sw_check_webhook';
 
+CREATE FUNCTION seriesweb._check_secret(secret text) RETURNS void
+	LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'sw_check_secret_sql';
+
+-- The Standard Webhooks signature of a message (tests, receivers' checks).
+CREATE FUNCTION seriesweb._signature(secret text, msg_id text, "timestamp" bigint, body text)
+	RETURNS text LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'sw_signature_sql';
+
 -- BEGIN filter test functions (src/filter.c)
 -- Does a filter hold for a context described as JSON (see
 -- sw_context_from_jsonb in src/attrs.h)?  For the regression tests.
@@ -230,6 +237,19 @@ CREATE FUNCTION seriesweb._render(method text, url text, headers jsonb, body jso
 								  OUT body text, OUT error text)
 	RETURNS record LANGUAGE c AS 'MODULE_PATHNAME', 'sw_render_sql';
 -- END template test functions
+
+-- BEGIN guard test functions (src/guard.c)
+-- How the destination guard sees one IPv4 or IPv6 address: its class
+-- ('public', 'loopback', 'private', 'link-local', 'cgnat', 'multicast',
+-- 'broadcast', 'reserved', 'unspecified', 'this-network'; an IPv6 encoding
+-- of an IPv4 address has that address's class), and whether a connection to
+-- it is allowed under the current seriesweb.allowed_networks.  For the
+-- regression tests, which so prove the guard without opening connections.
+CREATE FUNCTION seriesweb._classify_address(address text) RETURNS text
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'sw_classify_address';
+CREATE FUNCTION seriesweb._address_allowed(address text) RETURNS bool
+	LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'sw_address_allowed';
+-- END guard test functions
 
 CREATE FUNCTION seriesweb._validate_block() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -273,6 +293,9 @@ BEGIN
 		NEW.method := upper(NEW.method);
 		NEW.headers := coalesce(NEW.headers, '{"Content-Type": "application/json"}');
 		PERFORM seriesweb._check_webhook(NEW.method, NEW.url, NEW.headers, NEW.body);
+		IF NEW.secret IS NOT NULL THEN
+			PERFORM seriesweb._check_secret(NEW.secret);
+		END IF;
 	ELSE
 		RAISE EXCEPTION 'unknown block kind "%"', NEW.kind
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use rule or webhook.';
@@ -535,6 +558,84 @@ SELECT s.series_id,
   LEFT JOIN seriesweb.block_counts c ON c.series_id = s.series_id
   LEFT JOIN seriesweb.blocks b ON b.block_id = c.block_id
  GROUP BY s.series_id, s.name, s.state;
+
+------------------------------------------------------------------------------
+-- Testing a block, replaying failures
+------------------------------------------------------------------------------
+
+CREATE FUNCTION seriesweb.test_webhook(block_id int, test_user text,
+	OUT status_code int, OUT response_headers jsonb, OUT response_body text,
+	OUT request_body text, OUT duration_ms float8, OUT error text)
+	RETURNS record LANGUAGE c AS 'MODULE_PATHNAME', 'sw_test_webhook';
+
+CREATE FUNCTION seriesweb.preview(block_id int, test_user text,
+	OUT method text, OUT url text, OUT headers jsonb, OUT body text)
+	RETURNS record LANGUAGE c AS 'MODULE_PATHNAME', 'sw_preview';
+
+-- Put failed deliveries back with a fresh budget of 3 attempts; the
+-- counters move them from failed to pending.  Returns how many.
+CREATE FUNCTION seriesweb._retry(ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	WITH r AS (
+		UPDATE seriesweb.deliveries d
+		   SET status = 'pending', max_attempts = d.attempts + 3, next_attempt_at = now(),
+			   finished_at = NULL
+		 WHERE d.delivery_id = ANY (ids) AND d.status = 'failed'
+		RETURNING d.block_id, d.series_id),
+	c AS (
+		INSERT INTO seriesweb.block_counts (block_id, series_id, failed)
+		SELECT block_id, series_id, -count(*) FROM r GROUP BY block_id, series_id)
+	SELECT count(*) INTO n FROM r;
+	IF n > 0 THEN
+		PERFORM seriesweb._wake_worker();
+	END IF;
+	RETURN n;
+END
+$$;
+
+CREATE FUNCTION seriesweb.retry_delivery(delivery_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	current text;
+BEGIN
+	SELECT d.status INTO current FROM seriesweb.deliveries d
+	 WHERE d.delivery_id = retry_delivery.delivery_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'delivery % does not exist', coalesce(retry_delivery.delivery_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'Finished deliveries are purged after seriesweb.retention.';
+	END IF;
+	IF current <> 'failed' THEN
+		RAISE EXCEPTION 'delivery % is %, not failed', retry_delivery.delivery_id, current
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Only failed deliveries can be retried.';
+	END IF;
+	PERFORM seriesweb._retry(ARRAY[retry_delivery.delivery_id]);
+END
+$$;
+
+CREATE FUNCTION seriesweb.retry_failed(block_id int) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.blocks b WHERE b.block_id = retry_failed.block_id) THEN
+		RAISE EXCEPTION 'block % does not exist', coalesce(retry_failed.block_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.blocks b
+				    WHERE b.block_id = retry_failed.block_id AND b.kind = 'webhook') THEN
+		RAISE EXCEPTION 'block % is a rule, not a webhook', retry_failed.block_id
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Rules have no deliveries; retry the webhook block after it.';
+	END IF;
+	RETURN seriesweb._retry(ARRAY(
+		SELECT d.delivery_id FROM seriesweb.deliveries d
+		 WHERE d.block_id = retry_failed.block_id AND d.status = 'failed'
+		   FOR UPDATE));
+END
+$$;
 
 ------------------------------------------------------------------------------
 -- Worker

@@ -295,7 +295,10 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 			"         ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due "
 			" WHERE d.delivery_id = due.delivery_id "
 			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
-			"          d.method, d.url, d.headers, d.body",
+			"          d.method, d.url, d.headers, d.body, "
+			"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
+			"          'msg_' || d.delivery_id || '_' "
+			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint)",
 			1, argtypes, true);
 	n = sw_execute(claim_plan, &arg, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
@@ -316,6 +319,8 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 		claimed_headers(tup, desc, 7, c);
 		c->body = claimed_text(tup, desc, 8);
 		c->body_len = strlen(c->body);
+		c->secret = SPI_getvalue(tup, desc, 9);
+		c->webhook_id = claimed_text(tup, desc, 10);
 	}
 	commit_tx();
 	return (int) n;

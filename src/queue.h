@@ -43,6 +43,8 @@ typedef struct SwClaimed
 	char	  **headers;		/* "Name: value" */
 	char	   *body;
 	int			body_len;
+	char	   *secret;			/* the block's, NULL when unsigned */
+	char	   *webhook_id;		/* stable across the delivery's attempts */
 } SwClaimed;
 
 /* The outcome of one attempt. */

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "render.h"
+#include "settings.h"
 
 /*
  * The JSON parser's callbacks return an error code from PostgreSQL 16 on,
@@ -58,6 +59,13 @@
 #define DETAIL_NOT_CLOSED "A placeholder that starts with \"{\" must end with \"}\"."
 #define DETAIL_BAD_FALLBACK \
 	"After \"|\" write fallback: and one JSON value: a quoted string, a number, true, false or null."
+
+/*
+ * Longest URL a delivery may have, rendered: 8 kB is what common servers
+ * and proxies accept in a request line.  Bodies are capped by the setting
+ * seriesweb.max_body_size.
+ */
+#define SW_MAX_URL_LEN 8192
 
 /* Where a template's text goes, which decides how it is encoded. */
 typedef enum SwTextEncoding
@@ -164,11 +172,16 @@ typedef struct SwBodyParse
 	int			maxfields;
 } SwBodyParse;
 
-/* Render state: the context and a buffer for the JSON text of values. */
+/*
+ * Render state: the context, a buffer for the JSON text of values, and the
+ * length past which the text being rendered is refused anyway, so rendering
+ * stops there instead of building a huge string (or failing an allocation).
+ */
 typedef struct SwRender
 {
 	const SwContext *ctx;
 	StringInfoData scratch;
+	int			limit;
 } SwRender;
 
 static const char hex_digits[] = "0123456789ABCDEF";
@@ -809,6 +822,34 @@ check_url_authority(const char *url, const char *auth, size_t len)
 	return memchr(host, '\x01', host_len) != NULL;
 }
 
+/* At most maxlen bytes of s, not cutting a character, for messages. */
+static char *
+clipped(const char *s, int maxlen)
+{
+	int			len = strlen(s);
+
+	if (len <= maxlen)
+		return pstrdup(s);
+	return psprintf("%s...", pnstrdup(s, pg_mbcliplen(s, len, maxlen)));
+}
+
+/* Placeholders can only add text: a URL whose literal text is too long always is. */
+static void
+check_url_length(const char *url, const SwTemplateText *t)
+{
+	int			len = 0;
+
+	for (int i = 0; i < t->nsegs; i++)
+		if (t->segs[i].literal)
+			len += t->segs[i].literal_len;
+	if (len > SW_MAX_URL_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("webhook url \"%s\" is longer than %d bytes", clipped(url, 64), SW_MAX_URL_LEN),
+				 errdetail("Its text outside placeholders is %d bytes long.", len),
+				 errhint("Send long values in the body or in a header.")));
+}
+
 static void
 compile_url(SwWebhookTemplate *t, const char *url)
 {
@@ -817,6 +858,7 @@ compile_url(SwWebhookTemplate *t, const char *url)
 	size_t		auth_len;
 
 	compile_text(url, strlen(url), "url", SW_ENC_URL, &t->url);
+	check_url_length(url, &t->url);
 	shape = url_shape(url, &t->url);
 	if (pg_strncasecmp(shape, "http://", 7) == 0)
 		off = 7;
@@ -1342,6 +1384,8 @@ render_text(SwRender *r, StringInfo buf, const SwTemplateText *t, SwTextEncoding
 		const SwSegment *seg = &t->segs[i];
 		JsonbValue	v;
 
+		if (buf->len > r->limit)
+			return;
 		if (seg->literal)
 			appendBinaryStringInfo(buf, seg->literal, seg->literal_len);
 		else if (lookup_value(r, seg, &v))
@@ -1371,6 +1415,8 @@ render_pieces(SwRender *r, StringInfo buf, const SwBodyPiece *pieces, int npiece
 	{
 		const SwBodyPiece *p = &pieces[i];
 
+		if (buf->len > r->limit)
+			return;
 		switch (p->kind)
 		{
 			case SW_PIECE_JSON:
@@ -1398,6 +1444,8 @@ render_form(SwRender *r, StringInfo buf, const SwWebhookTemplate *t)
 	{
 		const SwFormField *f = &t->fields[i];
 
+		if (buf->len > r->limit)
+			break;
 		if (i > 0)
 			appendStringInfoChar(buf, '&');
 		appendStringInfoString(buf, f->key);
@@ -1531,6 +1579,9 @@ render_url(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 
 	initStringInfo(&url);
 	render_text(r, &url, &t->url, SW_ENC_URL);
+	if (url.len > SW_MAX_URL_LEN)
+		return psprintf("rendered url \"%s\" is longer than %d bytes",
+						clipped(url.data, 64), SW_MAX_URL_LEN);
 	out->url = url.data;
 	/* strchr finds the terminating NUL too: nothing after the scheme */
 	if (t->url_host_offset > 0 && strchr("/?#:", url.data[t->url_host_offset]) != NULL)
@@ -1573,9 +1624,13 @@ sw_webhook_render(const SwWebhookTemplate *tmpl, const SwContext *ctx,
 	r.ctx = ctx;
 	initStringInfo(&r.scratch);
 	out->method = tmpl->method;
-	if ((err = render_url(&r, tmpl, out)) != NULL ||
-		(err = render_headers(&r, tmpl, out)) != NULL)
+	r.limit = SW_MAX_URL_LEN;
+	if ((err = render_url(&r, tmpl, out)) != NULL)
 		return err;
+	r.limit = INT_MAX;			/* header values have no cap of their own */
+	if ((err = render_headers(&r, tmpl, out)) != NULL)
+		return err;
+	r.limit = sw_max_body_size;
 	initStringInfo(&body);
 	if (tmpl->default_body)
 		render_default_payload(ctx, delivery_id, tmpl->format == SW_BODY_FORM, &body);
@@ -1583,6 +1638,9 @@ sw_webhook_render(const SwWebhookTemplate *tmpl, const SwContext *ctx,
 		render_form(&r, &body, tmpl);
 	else
 		render_pieces(&r, &body, tmpl->pieces, tmpl->npieces);
+	if (body.len > sw_max_body_size)
+		return psprintf("rendered body is larger than seriesweb.max_body_size (%d bytes)",
+						sw_max_body_size);
 	out->body = body.data;
 	out->body_len = body.len;
 	pfree(r.scratch.data);

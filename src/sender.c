@@ -23,12 +23,12 @@
 #include <curl/curl.h>
 #include <strings.h>
 
+#include "guard.h"
 #include "sender.h"
 #include "settings.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define SW_USER_AGENT "User-Agent: seriesweb/" SERIESWEB_VERSION
 
 struct SwSender
 {
@@ -222,7 +222,7 @@ request_headers(const SwTransfer *t)
 		has_agent |= strncasecmp(line, "User-Agent:", 11) == 0;
 	}
 	if (!has_agent)
-		list = curl_slist_append(list, SW_USER_AGENT);
+		list = curl_slist_append(list, "User-Agent: " SW_USER_AGENT);
 	/* Send the body at once; receivers rarely answer 100-continue well. */
 	list = curl_slist_append(list, "Expect:");
 	return list;
@@ -251,6 +251,10 @@ configure_easy(CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_WRITEDATA, t);
 	EASY_SETOPT(easy, CURLOPT_HEADERFUNCTION, read_header);
 	EASY_SETOPT(easy, CURLOPT_HEADERDATA, t);
+	/* Every connection, after DNS resolution: the SSRF check (guard.c). */
+	t->guard_error[0] = '\0';
+	EASY_SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, sw_guard_open_socket);
+	EASY_SETOPT(easy, CURLOPT_OPENSOCKETDATA, t);
 }
 
 /* Fill in the result of a finished transfer from curl's code and info. */
@@ -266,6 +270,8 @@ set_result(SwTransfer *t, CURLcode code)
 
 	if (code == CURLE_OPERATION_TIMEDOUT)
 		t->error = psprintf("timed out after %d ms (seriesweb.timeout)", sw_timeout_ms);
+	else if (code != CURLE_OK && t->guard_error[0] != '\0')
+		t->error = pstrdup(t->guard_error);
 	else if (code != CURLE_OK)
 		t->error = psprintf("%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
 	else if (t->status >= 300 && t->status < 400)
@@ -324,6 +330,19 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 				 curl_multi_strerror(mc));
 		finish(s, t, CURLE_FAILED_INIT, done, arg);
 	}
+}
+
+void
+sw_sender_abort(SwSender *s, SwTransfer *t)
+{
+	if (t->easy == NULL)
+		return;
+	curl_multi_remove_handle(s->multi, t->easy);
+	curl_easy_cleanup(t->easy);
+	t->easy = NULL;
+	curl_slist_free_all(t->slist);
+	t->slist = NULL;
+	s->in_flight--;
 }
 
 static int

@@ -18,9 +18,13 @@
 
 typedef struct SwSender SwSender;
 
+/* Sent unless the block sets its own User-Agent. */
+#define SW_USER_AGENT "seriesweb/" SERIESWEB_VERSION
+
 /*
- * One request and its result.  The caller allocates it and keeps it (and
- * every string it points to) alive until it is handed back as done.
+ * One request and its result.  The caller pallocs it (results are allocated
+ * in its memory context) and keeps it, and every string it points to, alive
+ * until it is handed back as done.
  */
 typedef struct SwTransfer
 {
@@ -47,6 +51,7 @@ typedef struct SwTransfer
 	void	   *easy;
 	struct curl_slist *slist;
 	char	   *errbuf;
+	char		guard_error[256];	/* why guard.c refused a connection, or "" */
 } SwTransfer;
 
 typedef void (*SwDoneCallback) (SwTransfer *t, void *arg);
@@ -59,6 +64,9 @@ extern void sw_sender_configure(SwSender *s);
 
 /* Start a request; a request that cannot even start is done at once. */
 extern void sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg);
+
+/* Stop a request that is not done (on error or cancel); its result is unset. */
+extern void sw_sender_abort(SwSender *s, SwTransfer *t);
 
 /* Requests started and not yet done. */
 extern int	sw_sender_in_flight(SwSender *s);

@@ -15,6 +15,7 @@
 
 #include <limits.h>
 
+#include "guard.h"
 #include "miscadmin.h"
 #include "settings.h"
 #include "utils/guc.h"
@@ -25,6 +26,7 @@ int			sw_max_concurrency = 64;
 int			sw_timeout_ms = 10000;
 char	   *sw_allowed_networks = NULL;
 int			sw_response_body_limit = 8192;
+int			sw_max_body_size = 256 * 1024;
 int			sw_retention_s = 30 * 24 * 3600;
 
 static char *retry_delays_text = NULL;
@@ -141,10 +143,16 @@ sw_define_settings(void)
 							   "Networks that webhooks may reach although private, loopback or link-local.",
 							   "A comma-separated list of CIDRs, such as 10.1.0.0/16.",
 							   &sw_allowed_networks, "",
-							   PGC_SIGHUP, GUC_LIST_INPUT, NULL, NULL, NULL);
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   sw_guard_check_allowed_networks, sw_guard_assign_allowed_networks, NULL);
 	DefineCustomIntVariable("seriesweb.response_body_limit",
 							"How much of each response body is kept.",
 							NULL, &sw_response_body_limit, 8192, 0, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	/* Up to max_concurrency bodies are in the worker's memory at once. */
+	DefineCustomIntVariable("seriesweb.max_body_size",
+							"Largest rendered webhook body; a delivery with a larger one fails.",
+							NULL, &sw_max_body_size, 256 * 1024, 1024, 16 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable("seriesweb.retention",
 							"Age after which finished deliveries and their attempts are purged.",

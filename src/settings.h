@@ -18,6 +18,7 @@ extern int	sw_max_concurrency;
 extern int	sw_timeout_ms;
 extern char *sw_allowed_networks;
 extern int	sw_response_body_limit;
+extern int	sw_max_body_size;
 extern int	sw_retention_s;
 
 /* Parsed seriesweb.retry_delays, in milliseconds. */

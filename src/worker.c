@@ -38,10 +38,12 @@
 #include "sender.h"
 #include "settings.h"
 #include "shmem.h"
+#include "sign.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -73,6 +75,7 @@ typedef struct Job
 typedef struct WorkerState
 {
 	SwSender   *sender;
+	ResourceOwner owner;		/* for work done between transactions */
 	MemoryContext loop_cxt;
 	SwClaimed  *claim_buf;		/* max_concurrency entries */
 	int			claim_cap;
@@ -203,6 +206,9 @@ on_done(SwTransfer *t, void *arg)
 	if (w->noutcomes == 0)
 		w->first_outcome_at = GetCurrentTimestamp();
 	judge(job, &w->outcomes[w->noutcomes]);
+	/* A retry is due later: make sure we look for it then. */
+	if (strcmp(w->outcomes[w->noutcomes].status, "pending") == 0)
+		w->next_due = Min(w->next_due, w->outcomes[w->noutcomes].next_attempt_at);
 	w->outcome_jobs[w->noutcomes] = job;
 	w->noutcomes++;
 }
@@ -237,6 +243,16 @@ start_job(WorkerState *w, Batch *batch, const SwClaimed *c)
 	job->transfer.url = c->url;
 	job->transfer.headers = c->headers;
 	job->transfer.nheaders = c->nheaders;
+	if (c->secret)
+	{
+		/* PostgreSQL's HMAC registers with a resource owner; we are between transactions. */
+		ResourceOwner saved = CurrentResourceOwner;
+
+		CurrentResourceOwner = w->owner;
+		job->transfer.headers = sw_sign_headers(c->secret, c->webhook_id, c->body, c->body_len,
+												c->headers, &job->transfer.nheaders);
+		CurrentResourceOwner = saved;
+	}
 	job->transfer.body = c->body;
 	job->transfer.body_len = c->body_len;
 	sw_sender_start(w->sender, &job->transfer, on_done, w);
@@ -396,6 +412,7 @@ sw_worker_main(Datum arg)
 	w.loop_cxt = AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(w.loop_cxt);
 	w.sender = sw_sender_create();
+	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
 	w.last_fold = w.last_purge = GetCurrentTimestamp();
 	w.counts_dirty = true;
 	sw_shared_set_state(SW_WORKER_RUNNING, "sending deliveries");

@@ -102,6 +102,7 @@ my $times = sql("SELECT string_agg(extract(epoch FROM started_at)::text, ',' ORD
 my @t = split /,/, $times;
 cmp_ok($t[1] - $t[0], '>=', 0.2, 'the 2nd attempt waited the first retry delay (200ms)');
 cmp_ok($t[2] - $t[1], '>=', 0.4, 'the 3rd attempt waited the second retry delay (400ms)');
+cmp_ok($t[2] - $t[0], '<', 1.5, 'and neither waited much longer');
 
 # --- 410 Gone: Failed at once -----------------------------------------------
 set_route($recv, '/gone', { status => 410 });
@@ -139,15 +140,19 @@ like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $moved"),
 is(request_count($recv, '/elsewhere'), 0, 'the Location was never requested');
 
 # --- PUT, and a dropped connection retried -----------------------------------
-set_route($recv, '/put', { drop => 1 }, { status => 204 });
+# libcurl silently resends once when a reused connection turns out dead, so
+# the receiver drops twice: at least one attempt sees the drop.
+set_route($recv, '/put', { drop => 1 }, { drop => 1 }, { status => 204 });
 my $put = sql(qq{
 	SELECT seriesweb.add_webhook(series_id, 'put hook', '@{[ $recv->url('/put') ]}', after => block_id, method => 'PUT')
 	  FROM seriesweb.blocks WHERE title = 'rule gone'});
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u2', 'gone')");
 wait_status($put, 'sent', 1, 'the PUT delivery to be sent');
 my $puts = requests($recv, '/put');
-is(scalar @$puts, 2, 'a dropped connection was retried');
-is($puts->[1]{method}, 'PUT', 'with method PUT');
+is(scalar @$puts, 3, 'the receiver saw both drops and the answer');
+is($puts->[2]{method}, 'PUT', 'with method PUT');
+cmp_ok(sql("SELECT attempts FROM seriesweb.deliveries WHERE block_id = $put"), '>=', 2,
+	'a dropped connection fails the attempt and is retried');
 like(sql("SELECT a.error FROM seriesweb.delivery_attempts a JOIN seriesweb.deliveries d USING (delivery_id)
          WHERE d.block_id = $put AND a.attempt = 1"), qr/\S/, 'the dropped attempt has its error');
 
@@ -188,5 +193,15 @@ for my $i (1 .. 10)
 my @sorted = sort { $a <=> $b } @latency;
 note(sprintf('commit -> receipt: median %.1f ms, max %.1f ms', 1000 * $sorted[4], 1000 * $sorted[-1]));
 cmp_ok($sorted[-1], '<', 0.5, 'every delivery arrived within 500 ms of its transaction');
+
+# --- SIGHUP: the reloaded retry delays apply to the next failure -------------
+set_route($recv, '/later', { status => 500 });
+my $later = webhook_series('later', $recv->url('/later'));
+sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'later')");
+wait_until($node, "SELECT attempts FROM seriesweb.deliveries WHERE block_id = $later", '1',
+	'the first attempt to be recorded');
+is(sql("SELECT status, next_attempt_at - now() BETWEEN interval '4 min' AND interval '6 min'
+          FROM seriesweb.deliveries WHERE block_id = $later"), 'pending|t',
+	'the retry waits the reloaded 5min (plus jitter)');
 
 done_testing();

@@ -1,0 +1,356 @@
+/*-------------------------------------------------------------------------
+ *
+ * test.c
+ *	  seriesweb.test_webhook() and seriesweb.preview(): try a webhook block
+ *	  against a test user before the series goes live.
+ *
+ * Both resolve the test user (by user_id, email or name; none or several is
+ * an error that lists candidates), compile the block and render it for that
+ * user with the same code a delivery uses (render.c), and add what the
+ * sender adds (User-Agent, signature headers).  preview() stops there;
+ * test_webhook() sends the request from the calling backend through the
+ * same sender as the worker (timeout, no redirects, http/https only,
+ * destination checks), waiting in short slices so that a query cancel or
+ * statement_timeout interrupts it at once.  Neither touches the queue or
+ * the statistics.  The context has the user and company but no event:
+ * event.* attributes are missing (fallbacks apply), and the default
+ * payload's delivery_id is 0.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "render.h"
+#include "sender.h"
+#include "sign.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+/* A block rendered for a test user, with every header that will be sent. */
+typedef struct TestRequest
+{
+	SwRenderedRequest req;
+	char	  **headers;
+	int			nheaders;
+} TestRequest;
+
+static char *
+col_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col);
+}
+
+static Jsonb *
+col_jsonb(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
+}
+
+/* "u1 (a@example.com), u2 (no email)" for the rows of the last query. */
+static char *
+list_users(uint64 n)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (uint64 i = 0; i < n; i++)
+	{
+		char	   *email = col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		appendStringInfo(&buf, "%s%s (%s)", i ? ", " : "",
+						 col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						 email ? email : "no email");
+	}
+	return buf.data;
+}
+
+static void
+user_not_found(const char *test_user)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(test_user)};
+	uint64		n;
+
+	SPI_execute_with_args("SELECT user_id, email FROM seriesweb.users "
+						  " WHERE strpos(lower(user_id), lower($1)) > 0 "
+						  "    OR strpos(lower(email), lower($1)) > 0 "
+						  "    OR strpos(lower(name), lower($1)) > 0 "
+						  " ORDER BY user_id LIMIT 5",
+						  1, argtypes, args, NULL, true, 0);
+	n = SPI_processed;
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("no user has the id, email or name \"%s\"", test_user),
+			 n > 0 ? errdetail("Users whose id, email or name contain it: %s.", list_users(n))
+			 : errdetail("No user's id, email or name contains it either."),
+			 errhint("Pass the user_id, email or exact name of an existing seriesweb.users row.")));
+}
+
+/* Fill the user and company part of ctx (allocated in cxt) from the test user. */
+static void
+load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(test_user)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	if (SPI_execute_with_args("SELECT u.user_id, u.email, u.name, u.attributes, "
+							  "       u.company_id, c.name, c.attributes "
+							  "  FROM seriesweb.users u "
+							  "  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
+							  " WHERE u.user_id = $1 OR lower(u.email) = lower($1) OR u.name = $1 "
+							  " ORDER BY u.user_id LIMIT 5",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "seriesweb: could not look up the test user");
+	if (SPI_processed == 0)
+		user_not_found(test_user);
+	if (SPI_processed > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("test user \"%s\" is ambiguous: %s%llu users match", test_user,
+						SPI_processed == 5 ? "at least " : "",
+						(unsigned long long) SPI_processed),
+				 errdetail("Matching users: %s.", list_users(SPI_processed)),
+				 errhint("Pass the user_id.")));
+
+	MemoryContextSwitchTo(cxt);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	ctx->user_id = col_text(tup, desc, 1);
+	ctx->user_email = col_text(tup, desc, 2);
+	ctx->user_name = col_text(tup, desc, 3);
+	ctx->user_attrs = col_jsonb(tup, desc, 4);
+	ctx->company_id = col_text(tup, desc, 5);
+	ctx->company_name = col_text(tup, desc, 6);
+	ctx->company_attrs = col_jsonb(tup, desc, 7);
+}
+
+/*
+ * Load the block and the test user, render, and add the sender's headers.
+ * Runs its own SPI connection; everything returned is in the caller's
+ * context.
+ */
+static void
+prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(block_id)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	SwContext	ctx;
+	SwWebhookTemplate *tmpl;
+	bool		isnull;
+	char	   *secret;
+	char	   *error;
+	bool		has_agent = false;
+
+	memset(&ctx, 0, sizeof(ctx));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT b.kind, b.title, b.method, b.url, b.headers, b.body::text, "
+							  "       b.secret, s.series_id, s.name "
+							  "  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
+							  " WHERE b.block_id = $1",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "seriesweb: could not read block %d", block_id);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("block %d does not exist", block_id)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	if (strcmp(col_text(tup, desc, 1), "webhook") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("block %d is a rule, not a webhook", block_id),
+				 errhint("Test the webhook block that follows it.")));
+
+	MemoryContextSwitchTo(caller);
+	ctx.block_id = block_id;
+	ctx.block_title = col_text(tup, desc, 2);
+	ctx.series_id = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+	ctx.series_name = col_text(tup, desc, 9);
+	secret = col_text(tup, desc, 7);
+	tmpl = sw_webhook_compile(col_text(tup, desc, 3), col_text(tup, desc, 4),
+							  DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull)),
+							  col_text(tup, desc, 6));
+
+	load_test_user(test_user, &ctx, caller);
+	memset(&tr->req, 0, sizeof(tr->req));
+	error = sw_webhook_render(tmpl, &ctx, 0, &tr->req);
+	if (error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("webhook block %d cannot be sent to user \"%s\": %s", block_id, ctx.user_id, error)));
+
+	tr->nheaders = tr->req.nheaders;
+	tr->headers = palloc(sizeof(char *) * (tr->nheaders + 1));
+	memcpy(tr->headers, tr->req.headers, sizeof(char *) * tr->nheaders);
+	for (int i = 0; i < tr->nheaders; i++)
+		has_agent |= pg_strncasecmp(tr->headers[i], "User-Agent:", 11) == 0;
+	if (!has_agent)
+		tr->headers[tr->nheaders++] = "User-Agent: " SW_USER_AGENT;
+	if (secret)
+	{
+		char	   *msg_id = psprintf("msg_test_%llx", (unsigned long long) GetCurrentTimestamp());
+
+		tr->headers = sw_sign_headers(secret, msg_id, tr->req.body, tr->req.body_len,
+									  tr->headers, &tr->nheaders);
+	}
+	SPI_finish();
+}
+
+/* "Name: value" lines as a JSON object; a repeated name keeps the last. */
+static Datum
+headers_jsonb(char **lines, int n)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		const char *line = lines[i];
+		const char *colon = strchr(line, ':');
+		const char *value;
+		int			vlen;
+
+		if (colon == NULL)
+			continue;
+		value = colon + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		vlen = strcspn(value, "\r\n");
+		v.type = jbvString;
+		v.val.string.val = (char *) line;
+		v.val.string.len = colon - line;
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.val.string.val = (char *) value;
+		v.val.string.len = vlen;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
+}
+
+static void
+check_args(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s needs a block id and a test user", get_func_name(fcinfo->flinfo->fn_oid))));
+}
+
+PG_FUNCTION_INFO_V1(sw_preview);
+Datum
+sw_preview(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	TestRequest tr;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	check_args(fcinfo);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "seriesweb: preview must return a record");
+	prepare_test_request(PG_GETARG_INT32(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), &tr);
+
+	values[0] = CStringGetTextDatum(tr.req.method);
+	values[1] = CStringGetTextDatum(tr.req.url);
+	values[2] = headers_jsonb(tr.headers, tr.nheaders);
+	values[3] = CStringGetTextDatum(tr.req.body);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+static void
+test_done(SwTransfer *t, void *arg)
+{
+	*(bool *) arg = true;
+}
+
+/* Send one request and wait for it, interruptibly. */
+static void
+send_and_wait(SwTransfer *t)
+{
+	SwSender   *sender = sw_sender_create();
+	bool		done = false;
+
+	PG_TRY();
+	{
+		sw_sender_start(sender, t, test_done, &done);
+		while (!done)
+		{
+			CHECK_FOR_INTERRUPTS();
+			sw_sender_run(sender, 50, test_done, &done);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (!done)
+			sw_sender_abort(sender, t);
+		sw_sender_destroy(sender);
+	}
+	PG_END_TRY();
+}
+
+/* The response headers collected by the sender, as "Name: value" lines. */
+static Datum
+response_headers(SwTransfer *t)
+{
+	char	  **lines = palloc(sizeof(char *) * (t->response_headers.len / 2 + 1));
+	int			n = 0;
+	char	   *save;
+
+	for (char *line = strtok_r(t->response_headers.data, "\r\n", &save); line;
+		 line = strtok_r(NULL, "\r\n", &save))
+		lines[n++] = line;
+	return headers_jsonb(lines, n);
+}
+
+PG_FUNCTION_INFO_V1(sw_test_webhook);
+Datum
+sw_test_webhook(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	TestRequest tr;
+	SwTransfer *t = palloc0(sizeof(SwTransfer));
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+
+	check_args(fcinfo);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "seriesweb: test_webhook must return a record");
+	prepare_test_request(PG_GETARG_INT32(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), &tr);
+
+	t->method = tr.req.method;
+	t->url = tr.req.url;
+	t->headers = tr.headers;
+	t->nheaders = tr.nheaders;
+	t->body = tr.req.body;
+	t->body_len = tr.req.body_len;
+	t->keep_headers = true;
+	send_and_wait(t);
+
+	values[0] = Int32GetDatum((int32) t->status);
+	nulls[0] = t->status == 0;
+	values[1] = response_headers(t);
+	nulls[1] = t->status == 0;
+	values[2] = CStringGetTextDatum(t->response_body.data);
+	nulls[2] = t->status == 0;
+	values[3] = CStringGetTextDatum(tr.req.body);
+	values[4] = Float8GetDatum(t->duration_ms);
+	values[5] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
+	nulls[5] = t->error == NULL;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
