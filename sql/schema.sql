@@ -2,9 +2,12 @@
 CREATE EXTENSION seriesweb;
 \set SHOW_CONTEXT never
 
--- The extension lives in its own schema and cannot be relocated.
-SELECT extname, extversion, extrelocatable, extnamespace::regnamespace
-  FROM pg_extension WHERE extname = 'seriesweb';
+-- The extension cannot be relocated; it creates the schema seriesweb, which
+-- belongs to it (DROP EXTENSION removes it).
+SELECT extname, extversion, extrelocatable FROM pg_extension WHERE extname = 'seriesweb';
+SELECT deptype FROM pg_depend
+ WHERE classid = 'pg_namespace'::regclass AND objid = 'seriesweb'::regnamespace
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'seriesweb');
 
 -- Tables and views.
 SELECT c.relname, c.relkind

@@ -11,6 +11,9 @@
 
 \echo Use "CREATE EXTENSION seriesweb" to load this file. \quit
 
+CREATE SCHEMA seriesweb;
+COMMENT ON SCHEMA seriesweb IS 'seriesweb: customer-journey series and their webhooks';
+
 ------------------------------------------------------------------------------
 -- People and events
 ------------------------------------------------------------------------------
@@ -252,7 +255,7 @@ CREATE FUNCTION seriesweb._address_allowed(address text) RETURNS bool
 -- END guard test functions
 
 CREATE FUNCTION seriesweb._validate_block() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_OP = 'UPDATE' THEN
 		IF NEW.series_id <> OLD.series_id THEN
@@ -397,7 +400,7 @@ CREATE TRIGGER connections_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
 -- Deleting a block forgets who reached it and its unsent deliveries; its
 -- finished deliveries stay as history until the purge.
 CREATE FUNCTION seriesweb._forget_block() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	DELETE FROM seriesweb.progress WHERE block_id = OLD.block_id;
 	DELETE FROM seriesweb.deliveries WHERE block_id = OLD.block_id AND status IN ('pending', 'sending');
@@ -414,8 +417,13 @@ CREATE TRIGGER forget_block AFTER DELETE ON seriesweb.blocks
 -- Matching: events become deliveries in the event's own transaction
 ------------------------------------------------------------------------------
 
+-- SECURITY DEFINER: the application may only insert events, yet its events
+-- must create users and deliveries and read the definitions (secrets
+-- included) to render them.  The function only derives rows from the
+-- inserted events; its search_path is fixed.
 CREATE FUNCTION seriesweb._match_events() RETURNS trigger
-	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_match_events';
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_match_events';
 
 CREATE TRIGGER match_events AFTER INSERT ON seriesweb.events
 	REFERENCING NEW TABLE AS new_events
@@ -428,16 +436,6 @@ CREATE TRIGGER match_events AFTER INSERT ON seriesweb.events
 CREATE FUNCTION seriesweb.create_series(name text) RETURNS int
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 	INSERT INTO seriesweb.series (name) VALUES (create_series.name) RETURNING series_id
-$$;
-
-CREATE FUNCTION seriesweb._series_for_edit(series_id int) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF series_id IS NULL OR NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = _series_for_edit.series_id) THEN
-		RAISE EXCEPTION 'series % does not exist', coalesce(series_id::text, 'NULL')
-			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
-	END IF;
-END
 $$;
 
 CREATE FUNCTION seriesweb.connect(from_block int, to_block int) RETURNS void
@@ -462,7 +460,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	id int;
 BEGIN
-	PERFORM seriesweb._series_for_edit(add_rule.series_id);
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = add_rule.series_id) THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(add_rule.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
 	INSERT INTO seriesweb.blocks (series_id, kind, title, event_name, filters)
 		VALUES (add_rule.series_id, 'rule', add_rule.title, add_rule.event_name,
 				coalesce(add_rule.filters, '[]'))
@@ -483,7 +484,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	id int;
 BEGIN
-	PERFORM seriesweb._series_for_edit(add_webhook.series_id);
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = add_webhook.series_id) THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(add_webhook.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
 	IF add_webhook.after IS NULL THEN
 		RAISE EXCEPTION 'webhook block "%" needs a block before it', add_webhook.title
 			USING ERRCODE = 'null_value_not_allowed',
@@ -499,23 +503,27 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION seriesweb._set_state(series_id int, state text) RETURNS void
+-- The series' trigger refuses to go live without an entry rule.
+CREATE FUNCTION seriesweb.set_live(series_id int) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM seriesweb._series_for_edit(_set_state.series_id);
-	UPDATE seriesweb.series s SET state = _set_state.state
-	 WHERE s.series_id = _set_state.series_id AND s.state IS DISTINCT FROM _set_state.state;
+	UPDATE seriesweb.series s SET state = 'live' WHERE s.series_id = set_live.series_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(set_live.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
 END
 $$;
 
-CREATE FUNCTION seriesweb.set_live(series_id int) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-	SELECT seriesweb._set_state(set_live.series_id, 'live')
-$$;
-
 CREATE FUNCTION seriesweb.pause(series_id int) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-	SELECT seriesweb._set_state(pause.series_id, 'paused')
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE seriesweb.series s SET state = 'paused' WHERE s.series_id = pause.series_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(pause.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
+END
 $$;
 
 ------------------------------------------------------------------------------
@@ -575,7 +583,7 @@ CREATE FUNCTION seriesweb.preview(block_id int, test_user text,
 -- Put failed deliveries back with a fresh budget of 3 attempts; the
 -- counters move them from failed to pending.  Returns how many.
 CREATE FUNCTION seriesweb._retry(ids bigint[]) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n bigint;
 BEGIN
@@ -597,7 +605,7 @@ END
 $$;
 
 CREATE FUNCTION seriesweb.retry_delivery(delivery_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	current text;
 BEGIN
@@ -618,7 +626,7 @@ END
 $$;
 
 CREATE FUNCTION seriesweb.retry_failed(block_id int) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM seriesweb.blocks b WHERE b.block_id = retry_failed.block_id) THEN
 		RAISE EXCEPTION 'block % does not exist', coalesce(retry_failed.block_id::text, 'NULL')
@@ -649,3 +657,14 @@ CREATE FUNCTION seriesweb.worker_status(
 CREATE FUNCTION seriesweb._wake_worker() RETURNS void
 	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_wake_worker';
 SELECT seriesweb._wake_worker();
+
+------------------------------------------------------------------------------
+-- Privileges: PUBLIC gets nothing.  The DBA grants the roles of the README
+-- (author, application, viewer); SECURITY DEFINER functions above do the
+-- work those roles may not do themselves.
+------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA seriesweb FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA seriesweb FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA seriesweb FROM PUBLIC;
+REVOKE ALL ON SCHEMA seriesweb FROM PUBLIC;
