@@ -14,7 +14,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -DSERIESWEB_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK  = -lcurl
 
 # pg_regress suites, run against a throwaway instance (see check-regress).
-REGRESS = schema validation matching templates filters testing guard limits privileges
+REGRESS = schema validation matching templates filters testing guard limits privileges bad_input
 
 # Debian's versioned pg_config first, so that a client-only pg_config on the
 # PATH cannot pick the wrong server; override with PG_CONFIG=... for 13–17.

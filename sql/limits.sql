@@ -97,7 +97,10 @@ INSERT INTO seriesweb.users (user_id, attributes) VALUES
 	('large', jsonb_build_object('blob', repeat('z', 300000)));
 INSERT INTO seriesweb.events (user_id, name) VALUES ('small', 'ping'), ('large', 'ping');
 SELECT b.title, d.user_id, d.status, d.attempts, d.finished_at IS NOT NULL AS finished,
-       length(d.url) AS url_length, length(d.body) AS body_length, d.last_error
+       length(d.url) AS url_length,
+       -- the default payload's length varies with its timestamps
+       CASE WHEN d.body LIKE '{"delivery_id"%' THEN 'default payload' ELSE length(d.body)::text END AS body_length,
+       d.last_error
   FROM seriesweb.deliveries d JOIN seriesweb.blocks b USING (block_id)
  ORDER BY b.block_id, d.user_id;
 SELECT title, reached, sent, failed, pending, last_error

@@ -82,7 +82,7 @@ SELECT table_name, column_name FROM information_schema.columns
 RESET ROLE;
 
 -- The author sees the request (preview) and may replay failures.
-UPDATE seriesweb.deliveries SET status = 'failed', finished_at = now();
+UPDATE seriesweb.deliveries SET status = 'failed', attempts = 3, finished_at = now();
 SET ROLE regress_author;
 SELECT url, body FROM seriesweb.preview(:w, 'u1');
 UPDATE seriesweb.deliveries SET status = 'pending';

@@ -52,6 +52,10 @@ split_keys(const char *text, int len, SwAttrPath *path)
 	{
 		if (i < len && text[i] != '.')
 		{
+			/* a control character would be invisible in the message: its code */
+			if (!key_char_ok((unsigned char) text[i]) && iscntrl((unsigned char) text[i]))
+				return psprintf("attribute \"%s\" contains the control character 0x%02x",
+								path->text, (unsigned char) text[i]);
 			if (!key_char_ok((unsigned char) text[i]))
 				return psprintf("attribute \"%s\" contains the character \"%c\"",
 								path->text, text[i]);

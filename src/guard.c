@@ -33,11 +33,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "fmgr.h"
 #include "guard.h"
 #include "sender.h"
 #include "settings.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 
 #define ALLOW_HINT "(allow it with seriesweb.allowed_networks)"
@@ -360,10 +362,28 @@ sw_guard_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *
 	/* A kept-alive connection must not leak into COPY ... PROGRAM children. */
 	type |= SOCK_CLOEXEC;
 #endif
+	/* Count it against the server's descriptor budget, as fd.c would. */
+	if (!AcquireExternalFD())
+	{
+		describe_socket_failure(&a, EMFILE, t->guard_error, sizeof(t->guard_error));
+		return CURL_SOCKET_BAD;
+	}
 	fd = socket(address->family, type, address->protocol);
 	if (fd == CURL_SOCKET_BAD)
+	{
 		describe_socket_failure(&a, errno, t->guard_error, sizeof(t->guard_error));
+		ReleaseExternalFD();
+	}
 	return fd;
+}
+
+int
+sw_guard_close_socket(void *clientp, curl_socket_t fd)
+{
+	int			rc = close(fd);
+
+	ReleaseExternalFD();
+	return rc;
 }
 
 /* ------------------------------------------------------------------------

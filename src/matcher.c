@@ -65,8 +65,6 @@ typedef struct MatchState
 	uint32		name_hash;
 } MatchState;
 
-static void reach(MatchState *st, SwBlock *block);
-
 /* Run a saved plan, then come back to the event's memory context. */
 static uint64
 run(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
@@ -310,8 +308,11 @@ first_entry(MatchState *st, SwBlock *block)
 	return reached == 1;
 }
 
-/* Arm a rule after a reached block; a rule with no event name is checked now. */
-static void
+/*
+ * Arm a rule after a reached block.  True when it is reached at once too: a
+ * rule with no event name is checked now.
+ */
+static bool
 arm(MatchState *st, SwBlock *rule)
 {
 	static const Oid argtypes[2] = {INT4OID, TEXTOID};
@@ -325,36 +326,64 @@ arm(MatchState *st, SwBlock *rule)
 			2, argtypes, false);
 	run(st, arm_plan, values, NULL, SPI_OK_INSERT);
 
-	if (rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx))
-		reach(st, rule);
+	return rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx);
 }
 
-static void
-reach(MatchState *st, SwBlock *block)
+/* A block to reach, or (a rule after a reached block) to arm first. */
+typedef struct Step
 {
-	/* Series are acyclic, but a long chain recurses deeply. */
-	check_stack_depth();
+	SwBlock    *block;
+	bool		arm;
+} Step;
 
-	if (!mark_reached(st, block))
-		return;
-	sw_counts_add(st->counts, block->block_id, block->series->series_id,
-				  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
+static List *
+push_step(List *stack, SwBlock *block, bool arm_first)
+{
+	Step	   *step = palloc(sizeof(Step));
 
-	if (block->is_webhook)
+	step->block = block;
+	step->arm = arm_first;
+	return lappend(stack, step);
+}
+
+/*
+ * Reach a block, then what it leads to at once, depth first in connection
+ * order: webhooks after it fire, rules after it are armed (and reached if
+ * they need no event).  An explicit stack rather than recursion: a series
+ * may be a chain of thousands of blocks, and running out of C stack would
+ * fail the application's INSERT.
+ */
+static void
+reach(MatchState *st, SwBlock *first)
+{
+	List	   *stack = push_step(NIL, first, false);
+
+	while (stack != NIL)
 	{
-		st->ctx.series_id = block->series->series_id;
-		st->ctx.series_name = block->series->name;
-		st->ctx.block_id = block->block_id;
-		st->ctx.block_title = block->title;
-		sw_enqueue(st->cache, block, &st->ctx, st->counts);
-		MemoryContextSwitchTo(st->event_cxt);
-	}
-	for (int i = 0; i < block->nnext; i++)
-	{
-		if (block->next[i]->is_webhook)
-			reach(st, block->next[i]);
-		else
-			arm(st, block->next[i]);
+		Step	   *step = llast(stack);
+		SwBlock    *block = step->block;
+
+		stack = list_delete_last(stack);
+		CHECK_FOR_INTERRUPTS();
+		if (step->arm && !arm(st, block))
+			continue;
+		if (!mark_reached(st, block))
+			continue;
+		sw_counts_add(st->counts, block->block_id, block->series->series_id,
+					  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
+
+		if (block->is_webhook)
+		{
+			st->ctx.series_id = block->series->series_id;
+			st->ctx.series_name = block->series->name;
+			st->ctx.block_id = block->block_id;
+			st->ctx.block_title = block->title;
+			sw_enqueue(st->cache, block, &st->ctx, st->counts);
+			MemoryContextSwitchTo(st->event_cxt);
+		}
+		/* pushed last first, so that the first connection is followed first */
+		for (int i = block->nnext - 1; i >= 0; i--)
+			stack = push_step(stack, block->next[i], !block->next[i]->is_webhook);
 	}
 }
 
@@ -387,12 +416,22 @@ static void
 match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot,
 		  const EventColumns *cols)
 {
+	MemoryContext read_cxt = CurrentMemoryContext;
+
 	tuplestore_rescan(events);
-	while (tuplestore_gettupleslot(events, true, false, slot))
+	for (;;)
 	{
 		bool		isnull;
 		char	   *name;
 
+		/*
+		 * Read in the statement's context, not the event's: a transition
+		 * table that spilled to disk (more than work_mem of events) pallocs
+		 * each tuple it reads, and the event context is reset right after.
+		 */
+		MemoryContextSwitchTo(read_cxt);
+		if (!tuplestore_gettupleslot(events, true, false, slot))
+			break;
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(st->event_cxt);
 		MemoryContextSwitchTo(st->event_cxt);

@@ -67,6 +67,20 @@
  */
 #define SW_MAX_URL_LEN 8192
 
+/*
+ * Longest header name, and longest header value rendered: common servers
+ * refuse longer header lines (nginx and Apache stop at 8 kB), and without a
+ * cap a value made of placeholders could grow to gigabytes inside the
+ * application's INSERT.
+ */
+#define SW_MAX_HEADER_LEN 8192
+
+/*
+ * Most headers a block may set (Apache's default LimitRequestFields): each
+ * is checked against the others for case-insensitive duplicates.
+ */
+#define SW_MAX_HEADERS 100
+
 /* Where a template's text goes, which decides how it is encoded. */
 typedef enum SwTextEncoding
 {
@@ -892,6 +906,11 @@ check_header_name(const char *name)
 {
 	static const char *const reserved[] = {"Content-Length", "Host", "Transfer-Encoding", "Connection"};
 
+	if (strlen(name) > SW_MAX_HEADER_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("header name \"%s\" is longer than %d bytes", clipped(name, 64), SW_MAX_HEADER_LEN),
+				 errhint("Give the header a shorter name.")));
 	for (const char *p = name; *p; p++)
 		if (!is_token_char((unsigned char) *p))
 			ereport(ERROR,
@@ -928,6 +947,8 @@ has_line_break(const char *s, int len)
 static void
 check_header_value(const char *name, const SwTemplateText *value)
 {
+	int			literal_len = 0;
+
 	for (int i = 0; i < value->nsegs; i++)
 	{
 		const SwSegment *seg = &value->segs[i];
@@ -938,7 +959,16 @@ check_header_value(const char *name, const SwTemplateText *value)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("header \"%s\" value contains CR, LF or NUL", name),
 					 errhint("Write header values on one line.")));
+		if (seg->literal)
+			literal_len += seg->literal_len;
 	}
+	/* Placeholders can only add text, as in check_url_length. */
+	if (literal_len > SW_MAX_HEADER_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("header \"%s\" value is longer than %d bytes", name, SW_MAX_HEADER_LEN),
+				 errdetail("Its text outside placeholders is %d bytes long.", literal_len),
+				 errhint("Send long values in the body.")));
 }
 
 /* Set the body format from the Content-Type header's value. */
@@ -1026,6 +1056,12 @@ compile_headers(SwWebhookTemplate *t, Jsonb *headers)
 				 errmsg("webhook headers are not a JSON object: %s",
 						JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
 				 errhint("Write them as {\"Content-Type\": \"application/json\", \"Authorization\": \"Bearer ...\"}.")));
+	if (JB_ROOT_COUNT(headers) > SW_MAX_HEADERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("webhook headers have %d entries, more than %d",
+						(int) JB_ROOT_COUNT(headers), SW_MAX_HEADERS),
+				 errhint("Send the data in the body.")));
 	t->headers = palloc0(Max(JB_ROOT_COUNT(headers), 1) * sizeof(SwHeader));
 	it = JsonbIteratorInit(&headers->root);
 	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
@@ -1604,7 +1640,11 @@ render_headers(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 		initStringInfo(&line);
 		appendStringInfo(&line, "%s: ", h->name);
 		value_start = line.len;
+		r->limit = value_start + SW_MAX_HEADER_LEN;
 		render_text(r, &line, &h->value, SW_ENC_RAW);
+		if (line.len - value_start > SW_MAX_HEADER_LEN)
+			return psprintf("rendered value of header \"%s\" is longer than %d bytes",
+							h->name, SW_MAX_HEADER_LEN);
 		if (has_line_break(line.data + value_start, line.len - value_start))
 			return psprintf("rendered value of header \"%s\" contains CR, LF or NUL", h->name);
 		out->headers[out->nheaders++] = line.data;
@@ -1627,7 +1667,7 @@ sw_webhook_render(const SwWebhookTemplate *tmpl, const SwContext *ctx,
 	r.limit = SW_MAX_URL_LEN;
 	if ((err = render_url(&r, tmpl, out)) != NULL)
 		return err;
-	r.limit = INT_MAX;			/* header values have no cap of their own */
+	/* render_headers sets the limit of each header value */
 	if ((err = render_headers(&r, tmpl, out)) != NULL)
 		return err;
 	r.limit = sw_max_body_size;

@@ -34,6 +34,7 @@ struct SwSender
 {
 	CURLM	   *multi;
 	int			in_flight;
+	bool		forget_connections; /* new connections only, until idle */
 	int			npool;
 	CURL	   *pool[64];		/* reset easy handles, ready for reuse */
 };
@@ -62,6 +63,21 @@ check_multi(CURLMcode code, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("seriesweb: libcurl multi failed in %s: %s", what, curl_multi_strerror(code))));
+}
+
+static void
+drop_connections_if_idle(SwSender *s)
+{
+	if (!s->forget_connections || s->in_flight > 0)
+		return;
+	curl_multi_cleanup(s->multi);
+	s->multi = curl_multi_init();
+	if (s->multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("seriesweb: could not create a libcurl multi handle")));
+	sw_sender_configure(s);
+	s->forget_connections = false;
 }
 
 SwSender *
@@ -94,6 +110,19 @@ sw_sender_configure(SwSender *s)
 {
 	/* Keep as many idle connections as may be busy at once. */
 	MULTI_SETOPT(s->multi, CURLMOPT_MAXCONNECTS, (long) sw_max_concurrency);
+}
+
+/*
+ * Kept-alive connections were checked by the guard when opened: after the
+ * allowed networks change, stop reusing them.  Requests in flight finish on
+ * theirs; new ones open fresh connections until the sender is idle, when
+ * the whole connection cache is dropped.
+ */
+void
+sw_sender_forget_connections(SwSender *s)
+{
+	s->forget_connections = true;
+	drop_connections_if_idle(s);
 }
 
 void
@@ -229,7 +258,7 @@ request_headers(const SwTransfer *t)
 }
 
 static void
-configure_easy(CURL *easy, SwTransfer *t)
+configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 {
 	EASY_SETOPT(easy, CURLOPT_PRIVATE, t);
 	EASY_SETOPT(easy, CURLOPT_URL, t->url);
@@ -255,6 +284,8 @@ configure_easy(CURL *easy, SwTransfer *t)
 	t->guard_error[0] = '\0';
 	EASY_SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, sw_guard_open_socket);
 	EASY_SETOPT(easy, CURLOPT_OPENSOCKETDATA, t);
+	EASY_SETOPT(easy, CURLOPT_CLOSESOCKETFUNCTION, sw_guard_close_socket);
+	EASY_SETOPT(easy, CURLOPT_FRESH_CONNECT, (long) s->forget_connections);
 }
 
 /* Fill in the result of a finished transfer from curl's code and info. */
@@ -320,7 +351,7 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 	t->errbuf = palloc0(CURL_ERROR_SIZE);
 	t->easy = get_easy(s);
 	t->slist = request_headers(t);
-	configure_easy(t->easy, t);
+	configure_easy(s, t->easy, t);
 
 	mc = curl_multi_add_handle(s->multi, t->easy);
 	s->in_flight++;
@@ -373,10 +404,12 @@ sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg)
 
 	check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
 	n = collect_done(s, done, arg);
-	if (n > 0 || s->in_flight == 0)
-		return n;
-
-	check_multi(curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL), "curl_multi_poll");
-	check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
-	return collect_done(s, done, arg);
+	if (n == 0 && s->in_flight > 0)
+	{
+		check_multi(curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL), "curl_multi_poll");
+		check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
+		n = collect_done(s, done, arg);
+	}
+	drop_connections_if_idle(s);
+	return n;
 }

@@ -62,6 +62,9 @@ extern void sw_sender_destroy(SwSender *s);
 /* Apply reloaded settings (connection cache size). */
 extern void sw_sender_configure(SwSender *s);
 
+/* Stop reusing open connections (the allowed networks changed). */
+extern void sw_sender_forget_connections(SwSender *s);
+
 /* Start a request; a request that cannot even start is done at once. */
 extern void sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg);
 

@@ -40,6 +40,19 @@ typedef struct RetryDelays
 	int			ms[SW_MAX_RETRY_DELAYS];
 } RetryDelays;
 
+/* The worker connects to it: an empty or too long name could never work. */
+static bool
+check_database(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("seriesweb.database must name a database, in at most %d bytes.",
+							NAMEDATALEN - 1);
+		return false;
+	}
+	return true;
+}
+
 static bool
 check_retry_delays(char **newval, void **extra, GucSource source)
 {
@@ -123,7 +136,7 @@ sw_define_settings(void)
 		DefineCustomStringVariable("seriesweb.database",
 								   "Database whose deliveries the seriesweb worker sends.",
 								   NULL, &sw_database, "postgres",
-								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+								   PGC_POSTMASTER, 0, check_database, NULL, NULL);
 	DefineCustomIntVariable("seriesweb.max_concurrency",
 							"Webhook requests in flight at once.",
 							"Each one may hold a connection (file descriptor) open.",

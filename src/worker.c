@@ -113,10 +113,18 @@ handle_signals(WorkerState *w)
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
 	{
+		char	   *networks = pstrdup(sw_allowed_networks);
+
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 		if (w && w->sender)
+		{
 			sw_sender_configure(w->sender);
+			/* Open connections were allowed by the old list only. */
+			if (strcmp(networks, sw_allowed_networks) != 0)
+				sw_sender_forget_connections(w->sender);
+		}
+		pfree(networks);
 	}
 }
 

@@ -141,4 +141,15 @@ is(sql("SELECT user_id || ' ' || status || ' ' || attempts || ' ' || coalesce(la
 	'the large body failed at enqueue, naming the size and the setting');
 is(request_count($recv, '/big'), 1, 'only the small body reached the receiver');
 
+# --- Narrowing allowed_networks also stops reusing open connections ----------
+# The deliveries above left kept-alive connections to the receiver; after
+# the reload they must not carry another request.
+reload_setting('seriesweb.allowed_networks', '');
+my $after = webhook_series('narrowed', $recv->url('/narrowed'));
+sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('n1', 'narrowed')");
+wait_status($after, 'failed', 1, 'the delivery after narrowing to fail');
+is(request_count($recv, '/narrowed'), 0, 'no request went out on an old connection');
+like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $after"), qr/\Q$refusal\E/,
+	'it was refused by the guard');
+
 done_testing();
