@@ -39,6 +39,7 @@ static SPIPlanPtr enqueue_plan;
 static SPIPlanPtr render_failed_plan;
 static SPIPlanPtr claim_plan;
 static SPIPlanPtr record_plan;
+static SPIPlanPtr release_plan;
 
 /* ------------------------------------------------------------------------
  * Counters
@@ -236,6 +237,20 @@ commit_tx(void)
 	MemoryContextSwitchTo(worker_cxt);
 }
 
+/*
+ * Claims and releases need not wait for their commit record to reach disk:
+ * if a crash loses one, the rows are pending again (or still sending, which
+ * the next start turns into pending), and the worst outcome is a second
+ * send, which at-least-once delivery allows.  Outcomes are recorded with
+ * the server's synchronous_commit.
+ */
+static void
+async_commit(void)
+{
+	if (SPI_execute("SET LOCAL synchronous_commit = off", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "seriesweb: could not set synchronous_commit");
+}
+
 void
 sw_queue_recover(void)
 {
@@ -287,6 +302,7 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 	uint64		n;
 
 	begin_tx("seriesweb: claim due deliveries");
+	async_commit();
 	/* A custom plan per call: LIMIT is a constant to the planner then. */
 	sw_plan(&claim_plan,
 			"UPDATE seriesweb.deliveries d SET status = 'sending' "
@@ -432,6 +448,39 @@ sw_queue_record(SwOutcome *outcomes, int n)
 			"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
 			10, argtypes, false);
 	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
+	commit_tx();
+}
+
+/*
+ * Put claimed deliveries that were not sent back in the queue, each due
+ * again after its delay; not an attempt.
+ */
+void
+sw_queue_release(const int64 *ids, const int *delay_ms, int n)
+{
+	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
+	Datum	   *idd;
+	Datum	   *msd;
+	Datum		args[2];
+
+	begin_tx("seriesweb: hand back deliveries waiting for a busy destination");
+	async_commit();
+	idd = palloc(sizeof(Datum) * n);
+	msd = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		idd[i] = Int64GetDatum(ids[i]);
+		msd[i] = Int32GetDatum(delay_ms[i]);
+	}
+	args[0] = PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(msd, n, INT4OID, 4, true, TYPALIGN_INT));
+	sw_plan(&release_plan,
+			"UPDATE seriesweb.deliveries d "
+			"   SET status = 'pending', next_attempt_at = now() + make_interval(secs => r.ms / 1000.0) "
+			"  FROM unnest($1, $2) AS r(id, ms) "
+			" WHERE d.delivery_id = r.id AND d.status = 'sending'",
+			2, argtypes, false);
+	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }
 

@@ -26,6 +26,8 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "common/hashfn.h"
+#include "lib/ilist.h"
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
@@ -42,6 +44,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -70,17 +73,36 @@ typedef struct Job
 	SwTransfer	transfer;		/* first: the sender hands it back */
 	SwClaimed	claimed;
 	Batch	   *batch;
+	uint32		host;			/* hash of the URL's scheme, host and port */
+	dlist_node	node;			/* in the ready list until started */
 } Job;
+
+/* Per destination: slots in use, deliveries waiting, typical duration. */
+typedef struct Host
+{
+	uint32		host;			/* hash key */
+	int			in_flight;
+	int			waiting;
+	int			seen;			/* scratch for release_backlog */
+	double		avg_ms;
+} Host;
 
 typedef struct WorkerState
 {
 	SwSender   *sender;
 	ResourceOwner owner;		/* for work done between transactions */
 	MemoryContext loop_cxt;
-	SwClaimed  *claim_buf;		/* max_concurrency entries */
+	SwClaimed  *claim_buf;		/* claim_cap entries */
 	int			claim_cap;
-	SwOutcome  *outcomes;
+	dlist_head	ready;			/* claimed, waiting for a slot */
+	int			nready;
+	HTAB	   *hosts;
+	int64	   *release_ids;	/* deliveries handed back to the queue */
+	int		   *release_ms;
+	int			nrelease;
+	SwOutcome  *outcomes;		/* outcome_cap entries */
 	Job		  **outcome_jobs;
+	int			outcome_cap;
 	int			noutcomes;
 	TimestampTz first_outcome_at;
 	TimestampTz next_due;
@@ -211,6 +233,10 @@ on_done(SwTransfer *t, void *arg)
 	WorkerState *w = arg;
 	Job		   *job = (Job *) t;
 
+	Host	   *host = hash_search(w->hosts, &job->host, HASH_FIND, NULL);
+
+	host->in_flight--;
+	host->avg_ms = host->avg_ms * 0.8 + t->duration_ms * 0.2;
 	if (w->noutcomes == 0)
 		w->first_outcome_at = GetCurrentTimestamp();
 	judge(job, &w->outcomes[w->noutcomes]);
@@ -221,6 +247,16 @@ on_done(SwTransfer *t, void *arg)
 	w->noutcomes++;
 }
 
+/* A job's delivery is recorded or handed back: its batch may go. */
+static void
+job_finished(Job *job)
+{
+	Batch	   *b = job->batch;
+
+	if (--b->unrecorded == 0)
+		MemoryContextDelete(b->cxt);
+}
+
 static void
 record_outcomes(WorkerState *w)
 {
@@ -228,25 +264,54 @@ record_outcomes(WorkerState *w)
 		return;
 	sw_queue_record(w->outcomes, w->noutcomes);
 	for (int i = 0; i < w->noutcomes; i++)
-	{
-		Batch	   *b = w->outcome_jobs[i]->batch;
-
-		if (--b->unrecorded == 0)
-			MemoryContextDelete(b->cxt);
-	}
+		job_finished(w->outcome_jobs[i]);
 	w->noutcomes = 0;
 	w->counts_dirty = true;
 }
 
 /* ---- claiming and sending ---- */
 
-static void
-start_job(WorkerState *w, Batch *batch, const SwClaimed *c)
+/* The destination of a URL, for per-destination slots: scheme://host:port. */
+static uint32
+host_of(const char *url)
 {
-	Job		   *job = palloc0(sizeof(Job));
+	const char *start = strstr(url, "://");
+	size_t		len;
 
-	job->claimed = *c;
-	job->batch = batch;
+	start = start ? start + 3 : url;
+	len = strcspn(start, "/?#");
+	return hash_bytes((const unsigned char *) url, (start - url) + len);
+}
+
+static Host *
+get_host(WorkerState *w, uint32 key)
+{
+	bool		found;
+	Host	   *h = hash_search(w->hosts, &key, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		h->in_flight = h->waiting = h->seen = 0;
+		h->avg_ms = 0;
+	}
+	return h;
+}
+
+/*
+ * Slots one destination may hold: most of them, but never all, so that a
+ * slow receiver leaves room for the others.
+ */
+static int
+host_slots(void)
+{
+	return Max(1, sw_max_concurrency * 3 / 4);
+}
+
+static void
+start_job(WorkerState *w, Job *job)
+{
+	SwClaimed  *c = &job->claimed;
+
 	job->transfer.method = c->method;
 	job->transfer.url = c->url;
 	job->transfer.headers = c->headers;
@@ -266,41 +331,125 @@ start_job(WorkerState *w, Batch *batch, const SwClaimed *c)
 	sw_sender_start(w->sender, &job->transfer, on_done, w);
 }
 
+/* Start ready deliveries, oldest first, while slots are free. */
+static void
+start_ready(WorkerState *w)
+{
+	dlist_mutable_iter it;
+	int			per_host = host_slots();
+
+	dlist_foreach_modify(it, &w->ready)
+	{
+		Job		   *job = dlist_container(Job, node, it.cur);
+		Host	   *host;
+
+		if (sw_sender_in_flight(w->sender) >= sw_max_concurrency)
+			break;
+		host = get_host(w, job->host);
+		if (host->in_flight >= per_host)
+			continue;
+		/* Outcomes must fit in the buffer: record before starting more. */
+		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap)
+			record_outcomes(w);
+		dlist_delete(&job->node);
+		w->nready--;
+		host->waiting--;
+		host->in_flight++;
+		MemoryContextSwitchTo(job->batch->cxt);
+		start_job(w, job);
+		MemoryContextSwitchTo(w->loop_cxt);
+	}
+}
+
+/*
+ * Hand back deliveries that wait behind a busy destination beyond one full
+ * set of its slots, due again after about one of its requests: the ready
+ * list stays short, and the queue keeps the order for everyone else.
+ */
+static void
+release_backlog(WorkerState *w)
+{
+	dlist_mutable_iter it;
+	int			per_host = host_slots();
+	HASH_SEQ_STATUS seq;
+	Host	   *h;
+
+	hash_seq_init(&seq, w->hosts);
+	while ((h = hash_seq_search(&seq)) != NULL)
+		h->seen = 0;
+	/* Keep the oldest per_host of each destination, hand back the rest. */
+	dlist_foreach_modify(it, &w->ready)
+	{
+		Job		   *job = dlist_container(Job, node, it.cur);
+		Host	   *host = get_host(w, job->host);
+
+		if (++host->seen <= per_host)
+			continue;
+		w->release_ids[w->nrelease] = job->claimed.delivery_id;
+		w->release_ms[w->nrelease] = Max(200, (int) host->avg_ms);
+		w->nrelease++;
+		dlist_delete(&job->node);
+		w->nready--;
+		host->waiting--;
+		job_finished(job);
+	}
+	if (w->nrelease > 0)
+	{
+		sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
+		w->nrelease = 0;
+	}
+}
+
 static void
 ensure_buffers(WorkerState *w)
 {
-	/* The outcome buffer holds a full claim plus everything in flight. */
-	int			need = sw_max_concurrency;
+	int			claim = Max(2 * sw_max_concurrency, 256);
+	int			outcomes = sw_max_concurrency + RECORD_BATCH;
 
-	if (w->claim_cap >= need)
+	if (w->claim_cap == claim && w->outcome_cap >= outcomes)
 		return;
 	if (w->claim_buf)
 	{
 		record_outcomes(w);
 		pfree(w->claim_buf);
-		pfree(w->outcomes);
-		pfree(w->outcome_jobs);
+		pfree(w->release_ids);
+		pfree(w->release_ms);
 	}
-	w->claim_buf = MemoryContextAlloc(TopMemoryContext, sizeof(SwClaimed) * need);
-	w->outcomes = MemoryContextAlloc(TopMemoryContext, sizeof(SwOutcome) * (need + RECORD_BATCH));
-	w->outcome_jobs = MemoryContextAlloc(TopMemoryContext, sizeof(Job *) * (need + RECORD_BATCH));
-	w->claim_cap = need;
+	if (w->outcome_cap < outcomes)
+	{
+		if (w->outcomes)
+		{
+			pfree(w->outcomes);
+			pfree(w->outcome_jobs);
+		}
+		w->outcomes = MemoryContextAlloc(TopMemoryContext, sizeof(SwOutcome) * outcomes);
+		w->outcome_jobs = MemoryContextAlloc(TopMemoryContext, sizeof(Job *) * outcomes);
+		w->outcome_cap = outcomes;
+	}
+	w->claim_buf = MemoryContextAlloc(TopMemoryContext, sizeof(SwClaimed) * claim);
+	/* A release hands back at most the whole ready list. */
+	w->release_ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * 2 * claim);
+	w->release_ms = MemoryContextAlloc(TopMemoryContext, sizeof(int) * 2 * claim);
+	w->claim_cap = claim;
 }
 
+/*
+ * Claim enough to keep the ready list about claim_cap long: one claim
+ * transaction for many deliveries, not one per free slot.
+ */
 static void
-claim_and_start(WorkerState *w, int room, TimestampTz now)
+claim(WorkerState *w, TimestampTz now)
 {
 	Batch	   *batch;
 	MemoryContext cxt;
+	int			want = w->claim_cap - w->nready - sw_sender_in_flight(w->sender);
 	int			n;
 
-	/* Outcomes must fit: record them before claiming more. */
-	if (w->noutcomes + sw_sender_in_flight(w->sender) + room > w->claim_cap + RECORD_BATCH)
-		record_outcomes(w);
-
+	if (want <= 0 || w->nready >= w->claim_cap)
+		return;
 	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
-	n = sw_queue_claim(room, w->claim_buf, cxt);
-	if (n < room)
+	n = sw_queue_claim(want, w->claim_buf, cxt);
+	if (n < want)
 		w->next_due = sw_queue_next_due();
 	else
 		w->next_due = now;
@@ -316,7 +465,16 @@ claim_and_start(WorkerState *w, int room, TimestampTz now)
 	batch->cxt = cxt;
 	batch->unrecorded = n;
 	for (int i = 0; i < n; i++)
-		start_job(w, batch, &w->claim_buf[i]);
+	{
+		Job		   *job = palloc0(sizeof(Job));
+
+		job->claimed = w->claim_buf[i];
+		job->batch = batch;
+		job->host = host_of(job->claimed.url);
+		get_host(w, job->host)->waiting++;
+		dlist_push_tail(&w->ready, &job->node);
+		w->nready++;
+	}
 	MemoryContextSwitchTo(w->loop_cxt);
 	w->counts_dirty = true;
 }
@@ -372,11 +530,17 @@ worker_loop(WorkerState *w)
 		}
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
+		start_ready(w);
+		/* Claim when slots stay free after the ready list had its turn. */
 		in_flight = sw_sender_in_flight(w->sender);
-		room = Min(sw_max_concurrency, w->claim_cap) - in_flight;
+		room = sw_max_concurrency - in_flight;
 		if (now >= w->next_due && room > 0 &&
 			(in_flight == 0 || room >= Max(1, sw_max_concurrency / 4)))
-			claim_and_start(w, room, now);
+		{
+			claim(w, now);
+			start_ready(w);
+			release_backlog(w);
+		}
 
 		if (sw_sender_in_flight(w->sender) > 0)
 			sw_sender_run(w->sender, w->noutcomes > 0 ? 1 : BUSY_POLL_MS, on_done, w);
@@ -387,7 +551,7 @@ worker_loop(WorkerState *w)
 			record_outcomes(w);
 		housekeeping(w, now);
 
-		if (sw_sender_in_flight(w->sender) == 0 && w->noutcomes == 0)
+		if (sw_sender_in_flight(w->sender) == 0 && w->noutcomes == 0 && w->nready == 0)
 		{
 			long		timeout = ms_until(w->next_due, now);
 
@@ -420,6 +584,17 @@ sw_worker_main(Datum arg)
 	w.loop_cxt = AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(w.loop_cxt);
 	w.sender = sw_sender_create();
+	dlist_init(&w.ready);
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(Host);
+		ctl.hcxt = w.loop_cxt;
+		w.hosts = hash_create("seriesweb destinations", 64, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
 	w.last_fold = w.last_purge = GetCurrentTimestamp();
 	w.counts_dirty = true;
