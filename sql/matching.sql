@@ -154,6 +154,26 @@ SELECT seriesweb.add_webhook(:hs, 'Ponged', 'http://127.0.0.1:9/pong', after => 
 INSERT INTO seriesweb.events (user_id, name) VALUES ('h2', 'pong');
 SELECT count(*) AS pongs FROM seriesweb.deliveries WHERE block_id = :ponged;
 
+-- Users are created by their events whenever they are missing, also after
+-- this session has seen them (it remembers users it knows exist).
+INSERT INTO seriesweb.events (user_id, name) VALUES ('k1', 'page-view');
+DELETE FROM seriesweb.users WHERE user_id = 'k1';
+INSERT INTO seriesweb.events (user_id, name) VALUES ('k1', 'page-view');
+SELECT count(*) AS k1_recreated FROM seriesweb.users WHERE user_id = 'k1';
+UPDATE seriesweb.users SET user_id = 'k1-renamed' WHERE user_id = 'k1';
+INSERT INTO seriesweb.events (user_id, name) VALUES ('k1', 'page-view');
+SELECT count(*) AS k1_recreated_again FROM seriesweb.users WHERE user_id = 'k1';
+-- A user created in a rolled-back savepoint does not exist, and is created
+-- by the next event.
+BEGIN;
+SAVEPOINT s;
+INSERT INTO seriesweb.events (user_id, name) VALUES ('k2', 'page-view');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT count(*) AS k2_after_rollback FROM seriesweb.users WHERE user_id = 'k2';
+INSERT INTO seriesweb.events (user_id, name) VALUES ('k2', 'page-view');
+SELECT count(*) AS k2_created FROM seriesweb.users WHERE user_id = 'k2';
+
 -- Statistics: per block, and per series.
 SELECT series_name, title, kind, reached, sent, failed, pending, last_error
   FROM seriesweb.block_stats ORDER BY block_id;

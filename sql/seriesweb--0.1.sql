@@ -439,6 +439,14 @@ CREATE TRIGGER forget_block AFTER DELETE ON seriesweb.blocks
 -- Matching: events become deliveries in the event's own transaction
 ------------------------------------------------------------------------------
 
+-- Events skip creating users that this backend knows exist; anything that
+-- could make a known user disappear empties that knowledge everywhere.
+CREATE FUNCTION seriesweb._users_changed() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_users_changed';
+
+CREATE TRIGGER users_changed AFTER DELETE OR UPDATE OF user_id OR TRUNCATE ON seriesweb.users
+	FOR EACH STATEMENT EXECUTE FUNCTION seriesweb._users_changed();
+
 -- SECURITY DEFINER: the application may only insert events, yet its events
 -- must create users and deliveries and read the definitions (secrets
 -- included) to render them.  The function only derives rows from the

@@ -30,6 +30,7 @@
 #include "plans.h"
 #include "queue.h"
 #include "series_cache.h"
+#include "users_cache.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -94,50 +95,22 @@ event_columns(TupleDesc desc)
 	return cols;
 }
 
-/* A set of user ids: dynahash keyed by a text pointer, hashed by content. */
-static uint32
-text_key_hash(const void *key, Size keysize)
-{
-	const text *t = *(text *const *) key;
-
-	return hash_bytes((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
-
-static int
-text_key_match(const void *a, const void *b, Size keysize)
-{
-	const text *x = *(text *const *) a;
-	const text *y = *(text *const *) b;
-
-	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
-		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0 ? 0 : 1;
-}
-
 /*
  * Create the users of all events that do not exist yet, with one
- * statement.  Distinct ids are collected first so a COPY of a million
- * events of a few users sends a few ids.
+ * statement, unless this backend knows them all (users_cache.c).  Distinct
+ * ids are collected first so a COPY of a million events of a few users
+ * sends a few ids.
  */
 static void
 create_missing_users(Tuplestorestate *events, TupleTableSlot *slot,
 					 const EventColumns *cols, MemoryContext cxt)
 {
 	static const Oid argtypes[1] = {TEXTARRAYOID};
-	HASHCTL		ctl;
-	HTAB	   *seen;
+	HTAB	   *seen = sw_text_set_create("seriesweb event users", cxt);
 	int			n = 0,
 				cap = 16;
 	Datum	   *ids = palloc(sizeof(Datum) * cap);
 	Datum		arg;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(text *);
-	ctl.entrysize = sizeof(text *);
-	ctl.hash = text_key_hash;
-	ctl.match = text_key_match;
-	ctl.hcxt = cxt;
-	seen = hash_create("seriesweb event users", 256, &ctl,
-					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 
 	tuplestore_rescan(events);
 	while (tuplestore_gettupleslot(events, true, false, slot))
@@ -148,7 +121,7 @@ create_missing_users(Tuplestorestate *events, TupleTableSlot *slot,
 		text	   *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
 
 		hash_search(seen, &id, HASH_ENTER, &found);
-		if (found)
+		if (found || sw_user_known(id))
 			continue;
 		if (n == cap)
 		{
@@ -158,6 +131,8 @@ create_missing_users(Tuplestorestate *events, TupleTableSlot *slot,
 		ids[n++] = PointerGetDatum(id);
 	}
 
+	if (n == 0)
+		return;
 	arg = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 	sw_plan(&create_users_plan,
 			"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
@@ -165,6 +140,8 @@ create_missing_users(Tuplestorestate *events, TupleTableSlot *slot,
 			1, argtypes, false);
 	sw_execute(create_users_plan, &arg, NULL, false, 0, SPI_OK_INSERT);
 	MemoryContextSwitchTo(cxt);
+	for (int i = 0; i < n; i++)
+		sw_user_ensured((text *) DatumGetPointer(ids[i]));
 }
 
 /* Could any live rule use an event of this name? */

@@ -3,8 +3,9 @@
  * seriesweb.c
  *	  Module entry: what happens when the library is loaded.
  *
- * Every process defines the settings and installs the two per-backend
- * callbacks (wake at commit, series cache invalidation) exactly once, here.
+ * Every process defines the settings and installs the per-backend
+ * callbacks (wake at commit, series and users cache invalidation) exactly
+ * once, here.
  * When loaded by shared_preload_libraries, it also reserves the shared state
  * and registers the background worker; without the preload, the SQL side
  * works and deliveries wait (worker_status() says why).
@@ -19,6 +20,7 @@
 #include "series_cache.h"
 #include "settings.h"
 #include "shmem.h"
+#include "users_cache.h"
 #include "wake.h"
 
 PG_MODULE_MAGIC;
@@ -48,6 +50,7 @@ _PG_init(void)
 	sw_define_settings();
 	sw_wake_register();
 	sw_cache_register();
+	sw_users_cache_register();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

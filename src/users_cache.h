@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * users_cache.h
+ *	  User ids this backend knows to exist, so that events of known users
+ *	  skip the statement that creates missing users.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SERIESWEB_USERS_CACHE_H
+#define SERIESWEB_USERS_CACHE_H
+
+#include "postgres.h"
+
+#include "utils/hsearch.h"
+
+/* A set of text values (keys are text pointers, compared by content). */
+extern HTAB *sw_text_set_create(const char *name, MemoryContext cxt);
+
+/* Install the callbacks; once per backend, at library load. */
+extern void sw_users_cache_register(void);
+
+/* Is this user known to exist (committed, not deleted since)? */
+extern bool sw_user_known(const text *user_id);
+
+/* This transaction made sure the user exists: known once it commits. */
+extern void sw_user_ensured(const text *user_id);
+
+#endif							/* SERIESWEB_USERS_CACHE_H */
