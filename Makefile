@@ -66,10 +66,13 @@ check-tap:
 	$(PROVE) -I '$(dir $(PGXS))../../src/test/perl' -I test/lib $(PROVE_FLAGS) \
 		$(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
 
+# C formatting: .clang-format (close to pgindent); CI runs format-check.
 format:
+	@SERIESWEB_EXTRA_PACKAGES=clang-format sh test/setup.sh
 	clang-format -i src/*.c src/*.h
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h
+	@SERIESWEB_EXTRA_PACKAGES=clang-format sh test/setup.sh
+	@clang-format --dry-run --Werror src/*.c src/*.h && echo "seriesweb: src/ is formatted"
 
 EXTRA_CLEAN = tmp_check results regression.diffs regression.out

@@ -22,8 +22,7 @@
 
 /* int64_to_numeric is exported from PostgreSQL 14, strtoi64 from 15. */
 #if PG_VERSION_NUM < 140000
-#define int64_to_numeric(v) \
-	DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(v)))
+#define int64_to_numeric(v) DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(v)))
 #endif
 #if PG_VERSION_NUM < 150000
 #define strtoi64(str, endptr, base) ((int64) strtoll(str, endptr, base))
@@ -35,16 +34,16 @@ static bool
 key_char_ok(unsigned char c)
 {
 	/* Anything printable that cannot be confused with template syntax. */
-	return c >= 0x80 || isalnum(c) || c == '_' || c == '-' || c == '$' ||
-		c == ':' || c == '@' || c == '#';
+	return c >= 0x80 || isalnum(c) || c == '_' || c == '-' || c == '$' || c == ':' || c == '@' ||
+		   c == '#';
 }
 
 /* Split "a.b.c" (already trimmed) into keys; NULL on success. */
 static char *
 split_keys(const char *text, int len, SwAttrPath *path)
 {
-	int			start = 0;
-	int			cap = 4;
+	int start = 0;
+	int cap = 4;
 
 	path->keys = palloc(cap * sizeof(char *));
 	path->nkeys = 0;
@@ -57,8 +56,8 @@ split_keys(const char *text, int len, SwAttrPath *path)
 				return psprintf("attribute \"%s\" contains the control character 0x%02x",
 								path->text, (unsigned char) text[i]);
 			if (!key_char_ok((unsigned char) text[i]))
-				return psprintf("attribute \"%s\" contains the character \"%c\"",
-								path->text, text[i]);
+				return psprintf("attribute \"%s\" contains the character \"%c\"", path->text,
+								text[i]);
 			continue;
 		}
 		if (i == start)
@@ -77,8 +76,8 @@ split_keys(const char *text, int len, SwAttrPath *path)
 char *
 sw_attr_parse(const char *text, int len, SwAttrPath *path)
 {
-	char	   *err;
-	int			root;
+	char *err;
+	int	  root;
 
 	while (len > 0 && isspace((unsigned char) *text))
 		text++, len--;
@@ -96,11 +95,12 @@ sw_attr_parse(const char *text, int len, SwAttrPath *path)
 		if (strcmp(path->keys[0], root_names[root]) == 0)
 			break;
 	if (root == lengthof(root_names))
-		return psprintf("attribute \"%s\" has unknown root \"%s\" (use user, company, event, series or block)",
-						path->text, path->keys[0]);
+		return psprintf(
+			"attribute \"%s\" has unknown root \"%s\" (use user, company, event, series or block)",
+			path->text, path->keys[0]);
 	if (path->nkeys < 2)
-		return psprintf("attribute \"%s\" names no field (write %s.<field>)",
-						path->text, root_names[root]);
+		return psprintf("attribute \"%s\" names no field (write %s.<field>)", path->text,
+						root_names[root]);
 
 	path->root = (SwAttrRoot) root;
 	path->keys++;
@@ -112,8 +112,8 @@ sw_attr_parse(const char *text, int len, SwAttrPath *path)
 
 		if (path->nkeys != 1 ||
 			(strcmp(path->keys[0], "id") != 0 && strcmp(path->keys[0], label) != 0))
-			return psprintf("attribute \"%s\" is unknown (%s has only id and %s)",
-							path->text, root_names[root], label);
+			return psprintf("attribute \"%s\" is unknown (%s has only id and %s)", path->text,
+							root_names[root], label);
 	}
 	return NULL;
 }
@@ -144,7 +144,7 @@ walk(JsonbValue *cur, char **keys, int nkeys)
 	for (int i = 0; i < nkeys; i++)
 	{
 		JsonbContainer *c;
-		JsonbValue *next = NULL;
+		JsonbValue	   *next = NULL;
 
 		if (cur->type != jbvBinary)
 			return false;
@@ -217,12 +217,12 @@ sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
 			}
 			if (strcmp(k, "occurred_at") == 0)
 			{
-				char		buf[MAXDATELEN + 1];
+				char buf[MAXDATELEN + 1];
 
 				if (path->nkeys != 1 || ctx->event_name == NULL)
 					return false;
-				JsonEncodeDateTime(buf, TimestampTzGetDatum(ctx->event_occurred_at),
-								   TIMESTAMPTZOID, NULL);
+				JsonEncodeDateTime(buf, TimestampTzGetDatum(ctx->event_occurred_at), TIMESTAMPTZOID,
+								   NULL);
 				set_string(result, pstrdup(buf));
 				return true;
 			}
@@ -248,7 +248,7 @@ sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
 char *
 sw_jsonb_value_to_json(const JsonbValue *value)
 {
-	JsonbValue	copy = *value;
+	JsonbValue copy = *value;
 
 	if (copy.type == jbvBinary)
 		return JsonbToCString(NULL, copy.val.binary.data, copy.val.binary.len);
@@ -321,10 +321,8 @@ sw_context_from_jsonb(Jsonb *doc, SwContext *ctx)
 	ctx->event_props = field_jsonb(part, "properties");
 	ts = field_text(part, "occurred_at");
 	if (ts)
-		ctx->event_occurred_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																		 CStringGetDatum(ts),
-																		 ObjectIdGetDatum(InvalidOid),
-																		 Int32GetDatum(-1)));
+		ctx->event_occurred_at = DatumGetTimestampTz(DirectFunctionCall3(
+			timestamptz_in, CStringGetDatum(ts), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 
 	part = field(&root, "series");
 	ctx->series_id = (int32) field_int(part, "id");

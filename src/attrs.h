@@ -36,10 +36,10 @@ typedef enum SwAttrRoot
  */
 typedef struct SwAttrPath
 {
-	SwAttrRoot	root;
-	int			nkeys;			/* >= 1 */
-	char	  **keys;
-	char	   *text;			/* the path as written, for messages */
+	SwAttrRoot root;
+	int		   nkeys; /* >= 1 */
+	char	 **keys;
+	char	  *text; /* the path as written, for messages */
 } SwAttrPath;
 
 /*
@@ -84,8 +84,7 @@ extern char *sw_attr_parse(const char *text, int len, SwAttrPath *path);
  * fields become jbvString, ids jbvNumeric, event.occurred_at an ISO 8601
  * jbvString.
  */
-extern bool sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path,
-						   JsonbValue *result);
+extern bool sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result);
 
 /*
  * Fill *ctx from a JSON description, for the SQL-callable test functions of
@@ -101,4 +100,4 @@ extern void sw_context_from_jsonb(Jsonb *doc, SwContext *ctx);
 /* The JSON text of a looked-up value (strings quoted), palloc'd. */
 extern char *sw_jsonb_value_to_json(const JsonbValue *value);
 
-#endif							/* SERIESWEB_ATTRS_H */
+#endif /* SERIESWEB_ATTRS_H */

@@ -45,15 +45,17 @@
 /* Deeper nesting is surely a mistake, and the compiler recurses. */
 #define FILTER_MAX_DEPTH 32
 
-#define CONDITION_HINT \
+#define CONDITION_HINT                                                                            \
 	"A condition looks like {\"attribute\": \"user.plan\", \"op\": \"eq\", \"value\": \"pro\"}; " \
 	"exists and not_exists take no \"value\"."
-#define OPERATORS_HINT \
-	"Use one of eq, ne, gt, gte, lt, lte, contains, starts_with, ends_with, in, exists, not_exists."
+#define OPERATORS_HINT                                                                    \
+	"Use one of eq, ne, gt, gte, lt, lte, contains, starts_with, ends_with, in, exists, " \
+	"not_exists."
 #define GROUP_HINT \
 	"A group is {\"all\": [...]} or {\"any\": [...]}; nest one inside the other to combine them."
-#define TIMESTAMP_HINT \
-	"Timestamps look like \"2024-05-01\", \"2024-05-01T10:00:00Z\" or \"2024-05-01 12:00:00+02:00\"; " \
+#define TIMESTAMP_HINT                                                               \
+	"Timestamps look like \"2024-05-01\", \"2024-05-01T10:00:00Z\" or \"2024-05-01 " \
+	"12:00:00+02:00\"; "                                                             \
 	"without an offset they are UTC."
 
 typedef enum FilterOp
@@ -75,11 +77,11 @@ typedef enum FilterOp
 /* What an operator accepts as "value"; checked at compile time. */
 typedef enum ValueRule
 {
-	VALUE_NONE,					/* no "value" key */
-	VALUE_ANY,					/* any JSON value, null included */
+	VALUE_NONE, /* no "value" key */
+	VALUE_ANY,	/* any JSON value, null included */
 	VALUE_STRING,
 	VALUE_ARRAY,
-	VALUE_ORDERED				/* a number or an ISO 8601 timestamp string */
+	VALUE_ORDERED /* a number or an ISO 8601 timestamp string */
 } ValueRule;
 
 typedef struct OperatorInfo
@@ -113,11 +115,11 @@ typedef enum FilterKind
 
 typedef struct FilterCondition
 {
-	SwAttrPath	path;
-	FilterOp	op;
+	SwAttrPath path;
+	FilterOp   op;
 	/* A copy of "value"; strings and containers point into value_doc. */
-	JsonbValue	value;
-	Jsonb	   *value_doc;
+	JsonbValue value;
+	Jsonb	  *value_doc;
 	/* in: the elements of value, pointing into value_doc. */
 	int			nelems;
 	JsonbValue *elems;
@@ -128,24 +130,23 @@ typedef struct FilterCondition
 
 struct SwFilter
 {
-	FilterKind	kind;
-	int			nchildren;		/* FILTER_ALL, FILTER_ANY */
-	SwFilter  **children;
-	FilterCondition cond;		/* FILTER_CONDITION */
+	FilterKind		kind;
+	int				nchildren; /* FILTER_ALL, FILTER_ANY */
+	SwFilter	  **children;
+	FilterCondition cond; /* FILTER_CONDITION */
 };
 
 /* Where the compiler is, for messages: 1-based positions from the top. */
 typedef struct CompileState
 {
-	int			depth;
-	int			position[FILTER_MAX_DEPTH + 1];
+	int depth;
+	int position[FILTER_MAX_DEPTH + 1];
 } CompileState;
 
 /* Lookup results, reset after every sw_filter_eval; see there. */
 static MemoryContext eval_context = NULL;
 
 static SwFilter *compile_element(JsonbValue *element, CompileState *st);
-
 
 /* ---------------------------------------------------------------------
  * ISO 8601 timestamps
@@ -167,13 +168,13 @@ static SwFilter *compile_element(JsonbValue *element, CompileState *st);
 static bool
 read_digits(const char **p, const char *end, int n, int *out)
 {
-	int			v = 0;
+	int v = 0;
 
 	if (end - *p < n)
 		return false;
 	for (int i = 0; i < n; i++)
 	{
-		char		c = (*p)[i];
+		char c = (*p)[i];
 
 		if (c < '0' || c > '9')
 			return false;
@@ -200,8 +201,8 @@ skip_char(const char **p, const char *end, char c)
 static bool
 read_fraction(const char **p, const char *end, int64 *usec)
 {
-	int64		scale = 100000;
-	int			ndigits = 0;
+	int64 scale = 100000;
+	int	  ndigits = 0;
 
 	*usec = 0;
 	if (!skip_char(p, end, '.'))
@@ -221,16 +222,12 @@ read_fraction(const char **p, const char *end, int64 *usec)
 static bool
 read_time(const char **p, const char *end, int64 *usec)
 {
-	int			hour,
-				min,
-				sec = 0;
-	int64		frac = 0;
+	int	  hour, min, sec = 0;
+	int64 frac = 0;
 
-	if (!read_digits(p, end, 2, &hour) || !skip_char(p, end, ':') ||
-		!read_digits(p, end, 2, &min))
+	if (!read_digits(p, end, 2, &hour) || !skip_char(p, end, ':') || !read_digits(p, end, 2, &min))
 		return false;
-	if (skip_char(p, end, ':') &&
-		(!read_digits(p, end, 2, &sec) || !read_fraction(p, end, &frac)))
+	if (skip_char(p, end, ':') && (!read_digits(p, end, 2, &sec) || !read_fraction(p, end, &frac)))
 		return false;
 	if (hour > 23 || min > 59 || sec > 59)
 		return false;
@@ -242,10 +239,7 @@ read_time(const char **p, const char *end, int64 *usec)
 static bool
 read_offset(const char **p, const char *end, int *seconds)
 {
-	int			sign,
-				hh,
-				mm = 0,
-				ss = 0;
+	int sign, hh, mm = 0, ss = 0;
 
 	*seconds = 0;
 	if (*p == end || skip_char(p, end, 'Z') || skip_char(p, end, 'z'))
@@ -282,18 +276,14 @@ parse_iso_timestamp(const char *s, int len, TimestampTz *result)
 {
 	const char *p = s;
 	const char *end = s + len;
-	int			year,
-				mon,
-				day,
-				offset = 0;
+	int			year, mon, day, offset = 0;
 	int64		time = 0;
 
 	if (!read_digits(&p, end, 4, &year) || !skip_char(&p, end, '-') ||
 		!read_digits(&p, end, 2, &mon) || !skip_char(&p, end, '-') ||
 		!read_digits(&p, end, 2, &day))
 		return false;
-	if (year < 1 || mon < 1 || mon > 12 || day < 1 ||
-		day > day_tab[isleap(year) ? 1 : 0][mon - 1])
+	if (year < 1 || mon < 1 || mon > 12 || day < 1 || day > day_tab[isleap(year) ? 1 : 0][mon - 1])
 		return false;
 	if (p < end)
 	{
@@ -305,11 +295,10 @@ parse_iso_timestamp(const char *s, int len, TimestampTz *result)
 	}
 	if (p != end)
 		return false;
-	*result = (int64) (date2j(year, mon, day) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY +
-		time - (int64) offset * USECS_PER_SEC;
+	*result = (int64) (date2j(year, mon, day) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY + time -
+			  (int64) offset * USECS_PER_SEC;
 	return true;
 }
-
 
 /* ---------------------------------------------------------------------
  * Compilation
@@ -348,7 +337,7 @@ describe_value(const JsonbValue *v)
 		case jbvBinary:
 			if (JsonContainerIsScalar(v->val.binary.data))
 			{
-				JsonbValue	scalar;
+				JsonbValue scalar;
 
 				JsonbExtractScalar(v->val.binary.data, &scalar);
 				return describe_value(&scalar);
@@ -363,14 +352,15 @@ static bool
 is_container(const JsonbValue *v, bool array)
 {
 	return v->type == jbvBinary && !JsonContainerIsScalar(v->val.binary.data) &&
-		(array ? JsonContainerIsArray(v->val.binary.data) : JsonContainerIsObject(v->val.binary.data));
+		   (array ? JsonContainerIsArray(v->val.binary.data)
+				  : JsonContainerIsObject(v->val.binary.data));
 }
 
 static bool
 key_is(const JsonbValue *key, const char *name)
 {
 	return key->val.string.len == (int) strlen(name) &&
-		memcmp(key->val.string.val, name, key->val.string.len) == 0;
+		   memcmp(key->val.string.val, name, key->val.string.len) == 0;
 }
 
 static JsonbValue *
@@ -383,11 +373,11 @@ object_field(JsonbContainer *obj, const char *key, JsonbValue *buf)
 static JsonbValue *
 array_elements(JsonbContainer *array, int *nelems)
 {
-	JsonbIterator *it = JsonbIteratorInit(array);
-	JsonbValue *elems = palloc(Max(JsonContainerSize(array), 1) * sizeof(JsonbValue));
-	JsonbValue	v;
+	JsonbIterator	  *it = JsonbIteratorInit(array);
+	JsonbValue		  *elems = palloc(Max(JsonContainerSize(array), 1) * sizeof(JsonbValue));
+	JsonbValue		   v;
 	JsonbIteratorToken tok;
-	int			n = 0;
+	int				   n = 0;
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		if (tok == WJB_ELEM)
@@ -400,7 +390,7 @@ array_elements(JsonbContainer *array, int *nelems)
 static Jsonb *
 copy_value(JsonbValue *v, JsonbValue *out)
 {
-	Jsonb	   *doc = JsonbValueToJsonb(v);
+	Jsonb *doc = JsonbValueToJsonb(v);
 
 	if (JB_ROOT_IS_SCALAR(doc))
 		JsonbExtractScalar(&doc->root, out);
@@ -424,10 +414,10 @@ compile_group(FilterKind kind, JsonbContainer *array, CompileState *st)
 	if (st->depth >= FILTER_MAX_DEPTH)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("filter groups are nested more than %d levels deep",
-						FILTER_MAX_DEPTH),
+				 errmsg("filter groups are nested more than %d levels deep", FILTER_MAX_DEPTH),
 				 errdetail("The %s is at level %d.", location(st, "group"), st->depth + 1),
-				 errhint("Flatten the filter: an \"all\" inside an \"all\" (or an \"any\" inside an \"any\") can be merged into it.")));
+				 errhint("Flatten the filter: an \"all\" inside an \"all\" (or an \"any\" inside "
+						 "an \"any\") can be merged into it.")));
 
 	f->kind = kind;
 	elems = array_elements(array, &f->nchildren);
@@ -446,35 +436,32 @@ compile_group(FilterKind kind, JsonbContainer *array, CompileState *st)
 static SwFilter *
 compile_group_object(JsonbContainer *obj, const char *kind_name, CompileState *st)
 {
-	JsonbIterator *it = JsonbIteratorInit(obj);
-	JsonbValue	v;
+	JsonbIterator	  *it = JsonbIteratorInit(obj);
+	JsonbValue		   v;
 	JsonbIteratorToken tok;
-	JsonbValue	buf;
-	JsonbValue *array;
+	JsonbValue		   buf;
+	JsonbValue		  *array;
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		if (tok != WJB_KEY || key_is(&v, kind_name))
 			continue;
 		if (key_is(&v, "all") || key_is(&v, "any"))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s has both \"all\" and \"any\"", location(st, "group")),
-					 errhint(GROUP_HINT)));
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has the key \"%.*s\" besides \"%s\"", location(st, "group"),
-						v.val.string.len, v.val.string.val, kind_name),
-				 errhint(GROUP_HINT)));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("%s has both \"all\" and \"any\"", location(st, "group")),
+							errhint(GROUP_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s has the key \"%.*s\" besides \"%s\"", location(st, "group"),
+							   v.val.string.len, v.val.string.val, kind_name),
+						errhint(GROUP_HINT)));
 	}
 
 	array = object_field(obj, kind_name, &buf);
 	if (!is_container(array, true))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: \"%s\" must be an array, not %s",
-						location(st, "group"), kind_name, describe_value(array)),
-				 errhint(GROUP_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s: \"%s\" must be an array, not %s", location(st, "group"),
+							   kind_name, describe_value(array)),
+						errhint(GROUP_HINT)));
 	return compile_group(strcmp(kind_name, "all") == 0 ? FILTER_ALL : FILTER_ANY,
 						 array->val.binary.data, st);
 }
@@ -483,7 +470,7 @@ compile_group_object(JsonbContainer *obj, const char *kind_name, CompileState *s
 static const char *
 group_kind(JsonbContainer *obj)
 {
-	JsonbValue	buf;
+	JsonbValue buf;
 
 	if (object_field(obj, "all", &buf) != NULL)
 		return "all";
@@ -494,12 +481,12 @@ group_kind(JsonbContainer *obj)
 
 /* The three keys of a condition; an unknown key is an error. */
 static void
-read_condition_keys(JsonbContainer *obj, CompileState *st,
-					JsonbValue **attr, JsonbValue **op, JsonbValue **value)
+read_condition_keys(JsonbContainer *obj, CompileState *st, JsonbValue **attr, JsonbValue **op,
+					JsonbValue **value)
 {
-	JsonbIterator *it = JsonbIteratorInit(obj);
-	JsonbValue	key;
-	JsonbValue	v;
+	JsonbIterator	  *it = JsonbIteratorInit(obj);
+	JsonbValue		   key;
+	JsonbValue		   v;
 	JsonbIteratorToken tok;
 
 	*attr = *op = *value = NULL;
@@ -516,11 +503,10 @@ read_condition_keys(JsonbContainer *obj, CompileState *st,
 		else if (key_is(&key, "value"))
 			slot = value;
 		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s has an unknown key \"%.*s\"", location(st, "condition"),
-							key.val.string.len, key.val.string.val),
-					 errhint(CONDITION_HINT)));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("%s has an unknown key \"%.*s\"", location(st, "condition"),
+								   key.val.string.len, key.val.string.val),
+							errhint(CONDITION_HINT)));
 		tok = JsonbIteratorNext(&it, &v, true);
 		Assert(tok == WJB_VALUE);
 		*slot = palloc(sizeof(JsonbValue));
@@ -531,25 +517,23 @@ read_condition_keys(JsonbContainer *obj, CompileState *st,
 static void
 compile_attribute(JsonbValue *attr, CompileState *st, SwAttrPath *path)
 {
-	char	   *err;
+	char *err;
 
 	if (attr == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no \"attribute\"", location(st, "condition")),
-				 errhint(CONDITION_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s has no \"attribute\"", location(st, "condition")),
+						errhint(CONDITION_HINT)));
 	if (attr->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: \"attribute\" must be a string, not %s",
-						location(st, "condition"), describe_value(attr)),
-				 errhint(CONDITION_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s: \"attribute\" must be a string, not %s",
+							   location(st, "condition"), describe_value(attr)),
+						errhint(CONDITION_HINT)));
 	err = sw_attr_parse(attr->val.string.val, attr->val.string.len, path);
 	if (err != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: %s", location(st, "condition"), err),
-				 errhint("Attributes look like user.plan, company.name, event.cart.total or event.items.0.sku.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s: %s", location(st, "condition"), err),
+						errhint("Attributes look like user.plan, company.name, event.cart.total or "
+								"event.items.0.sku.")));
 }
 
 static const OperatorInfo *
@@ -558,22 +542,19 @@ compile_operator(JsonbValue *op, CompileState *st)
 	if (op == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no \"op\"", location(st, "condition")),
-				 errhint(OPERATORS_HINT)));
+				 errmsg("%s has no \"op\"", location(st, "condition")), errhint(OPERATORS_HINT)));
 	if (op->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: \"op\" must be a string, not %s",
-						location(st, "condition"), describe_value(op)),
-				 errhint(OPERATORS_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s: \"op\" must be a string, not %s", location(st, "condition"),
+							   describe_value(op)),
+						errhint(OPERATORS_HINT)));
 	for (int i = 0; i < lengthof(operators); i++)
 		if (key_is(op, operators[i].name))
 			return &operators[i];
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("%s: unknown operator \"%.*s\"", location(st, "condition"),
-					op->val.string.len, op->val.string.val),
-			 errhint(OPERATORS_HINT)));
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("%s: unknown operator \"%.*s\"", location(st, "condition"),
+						   op->val.string.len, op->val.string.val),
+					errhint(OPERATORS_HINT)));
 	pg_unreachable();
 }
 
@@ -594,16 +575,15 @@ value_fits(const OperatorInfo *info, JsonbValue *value, FilterCondition *cond)
 			if (value->type == jbvNumeric)
 				return true;
 			cond->value_is_time = value->type == jbvString &&
-				parse_iso_timestamp(value->val.string.val, value->val.string.len,
-									&cond->value_time);
+								  parse_iso_timestamp(value->val.string.val, value->val.string.len,
+													  &cond->value_time);
 			return cond->value_is_time;
 	}
 	return false;
 }
 
 static void
-compile_value(const OperatorInfo *info, JsonbValue *value, CompileState *st,
-			  FilterCondition *cond)
+compile_value(const OperatorInfo *info, JsonbValue *value, CompileState *st, FilterCondition *cond)
 {
 	static const char *const wanted[] = {
 		[VALUE_STRING] = "a string \"value\"",
@@ -612,24 +592,26 @@ compile_value(const OperatorInfo *info, JsonbValue *value, CompileState *st,
 	};
 
 	if (info->rule == VALUE_NONE && value != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: operator \"%s\" takes no \"value\"", location(st, "condition"), info->name),
-				 errhint("Remove \"value\": exists holds when the attribute is present (even as JSON null), not_exists when it is missing.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s: operator \"%s\" takes no \"value\"", location(st, "condition"),
+							   info->name),
+						errhint("Remove \"value\": exists holds when the attribute is present "
+								"(even as JSON null), not_exists when it is missing.")));
 	if (info->rule == VALUE_NONE)
 		return;
 	if (value == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: operator \"%s\" needs a \"value\"", location(st, "condition"), info->name),
-				 errhint(CONDITION_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s: operator \"%s\" needs a \"value\"", location(st, "condition"),
+							   info->name),
+						errhint(CONDITION_HINT)));
 	if (!value_fits(info, value, cond))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s: operator \"%s\" needs %s, not %s", location(st, "condition"),
 						info->name, wanted[info->rule], describe_value(value)),
-				 info->rule == VALUE_ORDERED ? errhint(TIMESTAMP_HINT) :
-				 info->rule == VALUE_ARRAY ? errhint("Write \"value\": [\"pro\", \"team\"].") : 0));
+				 info->rule == VALUE_ORDERED ? errhint(TIMESTAMP_HINT)
+				 : info->rule == VALUE_ARRAY ? errhint("Write \"value\": [\"pro\", \"team\"].")
+											 : 0));
 
 	cond->value_doc = copy_value(value, &cond->value);
 	if (info->op == OP_IN)
@@ -639,10 +621,10 @@ compile_value(const OperatorInfo *info, JsonbValue *value, CompileState *st,
 static SwFilter *
 compile_condition(JsonbContainer *obj, CompileState *st)
 {
-	SwFilter   *f = palloc0(sizeof(SwFilter));
-	JsonbValue *attr;
-	JsonbValue *op;
-	JsonbValue *value;
+	SwFilter		   *f = palloc0(sizeof(SwFilter));
+	JsonbValue		   *attr;
+	JsonbValue		   *op;
+	JsonbValue		   *value;
 	const OperatorInfo *info;
 
 	read_condition_keys(obj, st, &attr, &op, &value);
@@ -659,16 +641,15 @@ static SwFilter *
 compile_element(JsonbValue *element, CompileState *st)
 {
 	JsonbContainer *c;
-	const char *kind_name;
+	const char	   *kind_name;
 
 	if (is_container(element, true))
 		return compile_group(FILTER_ALL, element->val.binary.data, st);
 	if (!is_container(element, false))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be an object, not %s",
-						location(st, "condition"), describe_value(element)),
-				 errhint(CONDITION_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s must be an object, not %s", location(st, "condition"),
+							   describe_value(element)),
+						errhint(CONDITION_HINT)));
 	c = element->val.binary.data;
 	kind_name = group_kind(c);
 	if (kind_name != NULL)
@@ -680,37 +661,41 @@ SwFilter *
 sw_filter_compile(Jsonb *filters)
 {
 	CompileState st = {0};
-	JsonbValue	root;
-	const char *kind_name;
+	JsonbValue	 root;
+	const char	*kind_name;
 
 	root.type = jbvBinary;
 	root.val.binary.data = &filters->root;
 	root.val.binary.len = VARSIZE(filters) - VARHDRSZ;
 
 	if (JB_ROOT_IS_SCALAR(filters))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("filters must be a JSON array or object, not %s", describe_value(&root)),
-				 errhint("Write a list of conditions that must all hold, [{\"attribute\": \"user.plan\", \"op\": \"eq\", \"value\": \"pro\"}], or {\"all\": [...]} / {\"any\": [...]}.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("filters must be a JSON array or object, not %s", describe_value(&root)),
+			 errhint(
+				 "Write a list of conditions that must all hold, [{\"attribute\": \"user.plan\", "
+				 "\"op\": \"eq\", \"value\": \"pro\"}], or {\"all\": [...]} / {\"any\": [...]}.")));
 	if (JB_ROOT_IS_ARRAY(filters))
 		return compile_group(FILTER_ALL, &filters->root, &st);
 
 	kind_name = group_kind(&filters->root);
 	if (kind_name == NULL)
 	{
-		JsonbValue	buf;
-		bool		looks_like_condition = object_field(&filters->root, "attribute", &buf) ||
-			object_field(&filters->root, "op", &buf);
+		JsonbValue buf;
+		bool	   looks_like_condition = object_field(&filters->root, "attribute", &buf) ||
+									object_field(&filters->root, "op", &buf);
 
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("filters object must have the key \"all\" or \"any\""),
-				 looks_like_condition ? errdetail("It looks like a single condition.") : 0,
-				 errhint("Write a list of conditions that must all hold, [{\"attribute\": ..., \"op\": ..., \"value\": ...}], or {\"all\": [...]} / {\"any\": [...]}.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("filters object must have the key \"all\" or \"any\""),
+			 looks_like_condition ? errdetail("It looks like a single condition.") : 0,
+			 errhint("Write a list of conditions that must all hold, [{\"attribute\": ..., \"op\": "
+					 "..., \"value\": ...}], or {\"all\": [...]} / {\"any\": [...]}.")));
 	}
 	return compile_group_object(&filters->root, kind_name, &st);
 }
-
 
 /* ---------------------------------------------------------------------
  * Evaluation
@@ -741,10 +726,9 @@ values_equal(const JsonbValue *a, const JsonbValue *b)
 			return a->val.boolean == b->val.boolean;
 		case jbvString:
 			return a->val.string.len == b->val.string.len &&
-				memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+				   memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
 		case jbvNumeric:
-			return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-													 NumericGetDatum(a->val.numeric),
+			return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a->val.numeric),
 													 NumericGetDatum(b->val.numeric))) == 0;
 		case jbvBinary:
 			return compareJsonbContainers(a->val.binary.data, b->val.binary.data) == 0;
@@ -772,8 +756,7 @@ compare_ordered(const JsonbValue *attr, const FilterCondition *cond, int *cmp)
 	}
 	if (attr->type != jbvNumeric)
 		return false;
-	*cmp = DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-											 NumericGetDatum(attr->val.numeric),
+	*cmp = DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(attr->val.numeric),
 											 NumericGetDatum(cond->value.val.numeric)));
 	return true;
 }
@@ -792,14 +775,14 @@ bytes_contain(const char *hay, int hay_len, const char *needle, int needle_len)
 static bool
 eval_contains(const JsonbValue *attr, const JsonbValue *value)
 {
-	JsonbIterator *it;
-	JsonbValue	elem;
+	JsonbIterator	  *it;
+	JsonbValue		   elem;
 	JsonbIteratorToken tok;
 
 	if (attr->type == jbvString)
 		return value->type == jbvString &&
-			bytes_contain(attr->val.string.val, attr->val.string.len,
-						  value->val.string.val, value->val.string.len);
+			   bytes_contain(attr->val.string.val, attr->val.string.len, value->val.string.val,
+							 value->val.string.len);
 	if (!is_container(attr, true))
 		return false;
 	it = JsonbIteratorInit(attr->val.binary.data);
@@ -812,22 +795,21 @@ eval_contains(const JsonbValue *attr, const JsonbValue *value)
 static bool
 eval_affix(const JsonbValue *attr, const JsonbValue *value, bool prefix)
 {
-	int			len = value->val.string.len;
+	int len = value->val.string.len;
 
 	if (attr->type != jbvString || attr->val.string.len < len)
 		return false;
-	return memcmp(prefix ? attr->val.string.val
-				  : attr->val.string.val + attr->val.string.len - len,
+	return memcmp(prefix ? attr->val.string.val : attr->val.string.val + attr->val.string.len - len,
 				  value->val.string.val, len) == 0;
 }
 
 static bool
 eval_condition(const FilterCondition *cond, const SwContext *ctx)
 {
-	JsonbValue	found;
-	JsonbValue	buf;
+	JsonbValue		  found;
+	JsonbValue		  buf;
 	const JsonbValue *attr;
-	int			cmp;
+	int				  cmp;
 
 	if (!sw_attr_lookup(ctx, &cond->path, &found))
 		return cond->op == OP_NE || cond->op == OP_NOT_EXISTS;
@@ -900,11 +882,10 @@ bool
 sw_filter_eval(const SwFilter *filter, const SwContext *ctx)
 {
 	MemoryContext old;
-	bool		result;
+	bool		  result;
 
 	if (eval_context == NULL)
-		eval_context = AllocSetContextCreate(TopMemoryContext,
-											 "seriesweb filter evaluation",
+		eval_context = AllocSetContextCreate(TopMemoryContext, "seriesweb filter evaluation",
 											 ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(eval_context);
 	result = eval_node(filter, ctx);
@@ -912,7 +893,6 @@ sw_filter_eval(const SwFilter *filter, const SwContext *ctx)
 	MemoryContextReset(eval_context);
 	return result;
 }
-
 
 /* ---------------------------------------------------------------------
  * SQL-callable functions
@@ -933,8 +913,8 @@ PG_FUNCTION_INFO_V1(sw_filter_eval_sql);
 Datum
 sw_filter_eval_sql(PG_FUNCTION_ARGS)
 {
-	SwFilter   *filter = sw_filter_compile(PG_GETARG_JSONB_P(0));
-	SwContext	ctx;
+	SwFilter *filter = sw_filter_compile(PG_GETARG_JSONB_P(0));
+	SwContext ctx;
 
 	sw_context_from_jsonb(PG_GETARG_JSONB_P(1), &ctx);
 	PG_RETURN_BOOL(sw_filter_eval(filter, &ctx));

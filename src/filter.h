@@ -24,4 +24,4 @@ extern SwFilter *sw_filter_compile(Jsonb *filters);
 /* Does the filter hold for this context?  Never errors on data. */
 extern bool sw_filter_eval(const SwFilter *filter, const SwContext *ctx);
 
-#endif							/* SERIESWEB_FILTER_H */
+#endif /* SERIESWEB_FILTER_H */

@@ -78,22 +78,22 @@ static const char *const class_names[] = {
 /* An IPv4 address in bytes[0..3], or an IPv6 address. */
 typedef struct SwAddress
 {
-	int			family;			/* AF_INET or AF_INET6 */
-	uint8		bytes[16];
+	int	  family; /* AF_INET or AF_INET6 */
+	uint8 bytes[16];
 } SwAddress;
 
 /* A network: the addresses whose first bits equal those of addr. */
 typedef struct SwNetwork
 {
-	SwAddress	addr;
-	int			bits;
+	SwAddress addr;
+	int		  bits;
 } SwNetwork;
 
 /* Parsed seriesweb.allowed_networks, owned by guc.c as the setting's extra. */
 typedef struct SwNetworkList
 {
-	int			count;
-	SwNetwork	nets[FLEXIBLE_ARRAY_MEMBER];
+	int		  count;
+	SwNetwork nets[FLEXIBLE_ARRAY_MEMBER];
 } SwNetworkList;
 
 static const SwNetworkList *allowed_networks = NULL;
@@ -101,8 +101,8 @@ static const SwNetworkList *allowed_networks = NULL;
 /* A special-purpose range of the tables below. */
 typedef struct SwRange
 {
-	uint8		bytes[16];
-	int			bits;
+	uint8		   bytes[16];
+	int			   bits;
 	SwAddressClass cls;
 } SwRange;
 
@@ -119,34 +119,40 @@ typedef struct SwEncoding
 typedef struct SwVerdict
 {
 	SwAddressClass cls;
-	const char *encoding;		/* IPv6 form of an IPv4 address, or NULL */
-	SwAddress	ipv4;			/* that IPv4 address */
+	const char	  *encoding; /* IPv6 form of an IPv4 address, or NULL */
+	SwAddress	   ipv4;	 /* that IPv4 address */
 } SwVerdict;
 
-#define V4(a, b, c, d) {a, b, c, d}
+#define V4(a, b, c, d) \
+	{                  \
+		a, b, c, d     \
+	}
 /* IPv6 as written: eight 16-bit groups. */
-#define G(x) (((x) >> 8) & 0xff), ((x) & 0xff)
-#define V6(a, b, c, d, e, f, g, h) {G(a), G(b), G(c), G(d), G(e), G(f), G(g), G(h)}
+#define G(x) (((x) >> 8) & 0xff), ((x) &0xff)
+#define V6(a, b, c, d, e, f, g, h)                     \
+	{                                                  \
+		G(a), G(b), G(c), G(d), G(e), G(f), G(g), G(h) \
+	}
 
 /* First match wins, so a range comes before any range that contains it. */
 static const SwRange ipv4_ranges[] = {
 	{V4(0, 0, 0, 0), 32, SW_ADDR_UNSPECIFIED},
-	{V4(0, 0, 0, 0), 8, SW_ADDR_THIS_NETWORK},	/* Linux connects 0/8 locally */
-	{V4(10, 0, 0, 0), 8, SW_ADDR_PRIVATE},	/* RFC 1918 */
-	{V4(100, 64, 0, 0), 10, SW_ADDR_CGNAT}, /* RFC 6598 shared address space */
+	{V4(0, 0, 0, 0), 8, SW_ADDR_THIS_NETWORK}, /* Linux connects 0/8 locally */
+	{V4(10, 0, 0, 0), 8, SW_ADDR_PRIVATE},	   /* RFC 1918 */
+	{V4(100, 64, 0, 0), 10, SW_ADDR_CGNAT},	   /* RFC 6598 shared address space */
 	{V4(127, 0, 0, 0), 8, SW_ADDR_LOOPBACK},
-	{V4(169, 254, 0, 0), 16, SW_ADDR_LINK_LOCAL},	/* cloud metadata lives here */
+	{V4(169, 254, 0, 0), 16, SW_ADDR_LINK_LOCAL}, /* cloud metadata lives here */
 	{V4(172, 16, 0, 0), 12, SW_ADDR_PRIVATE},
 	{V4(192, 0, 0, 0), 24, SW_ADDR_RESERVED},	/* IETF protocol assignments */
 	{V4(192, 0, 2, 0), 24, SW_ADDR_RESERVED},	/* TEST-NET-1 (documentation) */
 	{V4(192, 88, 99, 0), 24, SW_ADDR_RESERVED}, /* 6to4 relay anycast, deprecated */
 	{V4(192, 168, 0, 0), 16, SW_ADDR_PRIVATE},
-	{V4(198, 18, 0, 0), 15, SW_ADDR_RESERVED},	/* benchmarking */
-	{V4(198, 51, 100, 0), 24, SW_ADDR_RESERVED},	/* TEST-NET-2 */
-	{V4(203, 0, 113, 0), 24, SW_ADDR_RESERVED}, /* TEST-NET-3 */
+	{V4(198, 18, 0, 0), 15, SW_ADDR_RESERVED},	 /* benchmarking */
+	{V4(198, 51, 100, 0), 24, SW_ADDR_RESERVED}, /* TEST-NET-2 */
+	{V4(203, 0, 113, 0), 24, SW_ADDR_RESERVED},	 /* TEST-NET-3 */
 	{V4(224, 0, 0, 0), 4, SW_ADDR_MULTICAST},
 	{V4(255, 255, 255, 255), 32, SW_ADDR_BROADCAST},
-	{V4(240, 0, 0, 0), 4, SW_ADDR_RESERVED},	/* former class E */
+	{V4(240, 0, 0, 0), 4, SW_ADDR_RESERVED}, /* former class E */
 };
 
 /*
@@ -158,14 +164,14 @@ static const SwRange ipv6_ranges[] = {
 	{V6(0, 0, 0, 0, 0, 0, 0, 1), 128, SW_ADDR_LOOPBACK},
 	/* RFC 8215 local-use NAT64: where the IPv4 address sits is local policy */
 	{V6(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, SW_ADDR_PRIVATE},
-	{V6(0x100, 0, 0, 0, 0, 0, 0, 0), 64, SW_ADDR_RESERVED},	/* discard-only */
+	{V6(0x100, 0, 0, 0, 0, 0, 0, 0), 64, SW_ADDR_RESERVED}, /* discard-only */
 	/* IETF protocol assignments: Teredo, benchmarking, ORCHID, ... */
 	{V6(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, SW_ADDR_RESERVED},
-	{V6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, SW_ADDR_RESERVED},	/* documentation */
-	{V6(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, SW_ADDR_RESERVED},	/* documentation */
-	{V6(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, SW_ADDR_PRIVATE},	/* unique local */
+	{V6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, SW_ADDR_RESERVED}, /* documentation */
+	{V6(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, SW_ADDR_RESERVED},	 /* documentation */
+	{V6(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, SW_ADDR_PRIVATE},		 /* unique local */
 	{V6(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, SW_ADDR_LINK_LOCAL},
-	{V6(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, SW_ADDR_PRIVATE},	/* site-local, deprecated */
+	{V6(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, SW_ADDR_PRIVATE}, /* site-local, deprecated */
 	{V6(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, SW_ADDR_MULTICAST},
 };
 
@@ -187,9 +193,9 @@ static const uint8 ipv6_global[16] = V6(0x2000, 0, 0, 0, 0, 0, 0, 0);
 static bool
 prefix_matches(const uint8 *addr, const uint8 *net, int bits)
 {
-	int			whole = bits / 8;
-	int			rest = bits % 8;
-	uint8		mask;
+	int	  whole = bits / 8;
+	int	  rest = bits % 8;
+	uint8 mask;
 
 	if (memcmp(addr, net, whole) != 0)
 		return false;
@@ -287,19 +293,19 @@ format_address(const SwAddress *a, char *buf, size_t len)
 static void
 describe_refusal(const SwAddress *a, const SwVerdict *v, char *buf, size_t len)
 {
-	char		text[INET6_ADDRSTRLEN];
-	char		ipv4[INET6_ADDRSTRLEN];
+	char text[INET6_ADDRSTRLEN];
+	char ipv4[INET6_ADDRSTRLEN];
 
 	format_address(a, text, sizeof(text));
 	if (v->encoding == NULL)
 	{
-		snprintf(buf, len, "destination %s refused: %s address " ALLOW_HINT,
-				 text, class_names[v->cls]);
+		snprintf(buf, len, "destination %s refused: %s address " ALLOW_HINT, text,
+				 class_names[v->cls]);
 		return;
 	}
 	format_address(&v->ipv4, ipv4, sizeof(ipv4));
-	snprintf(buf, len, "destination %s refused: %s address %s in %s form " ALLOW_HINT,
-			 text, class_names[v->cls], ipv4, v->encoding);
+	snprintf(buf, len, "destination %s refused: %s address %s in %s form " ALLOW_HINT, text,
+			 class_names[v->cls], ipv4, v->encoding);
 }
 
 /* ------------------------------------------------------------------------
@@ -325,12 +331,13 @@ address_from_sockaddr(const struct curl_sockaddr *sa, SwAddress *a)
 static void
 describe_socket_failure(const SwAddress *a, int err, char *buf, size_t len)
 {
-	char		text[INET6_ADDRSTRLEN];
+	char text[INET6_ADDRSTRLEN];
 
 	format_address(a, text, sizeof(text));
 	if (err == EMFILE || err == ENFILE)
 		snprintf(buf, len,
-				 "could not open a connection to %s: %s (each request in flight holds a file descriptor: "
+				 "could not open a connection to %s: %s (each request in flight holds a file "
+				 "descriptor: "
 				 "lower seriesweb.max_concurrency, now %d, or raise the server's open files limit)",
 				 text, strerror(err), sw_max_concurrency);
 	else
@@ -340,16 +347,17 @@ describe_socket_failure(const SwAddress *a, int err, char *buf, size_t len)
 curl_socket_t
 sw_guard_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
-	SwTransfer *t = (SwTransfer *) clientp;
-	SwAddress	a;
-	SwVerdict	v;
-	int			type = address->socktype;
+	SwTransfer	 *t = (SwTransfer *) clientp;
+	SwAddress	  a;
+	SwVerdict	  v;
+	int			  type = address->socktype;
 	curl_socket_t fd;
 
 	if (!address_from_sockaddr(address, &a))
 	{
 		snprintf(t->guard_error, sizeof(t->guard_error),
-				 "destination refused: address family %d is neither IPv4 nor IPv6", address->family);
+				 "destination refused: address family %d is neither IPv4 nor IPv6",
+				 address->family);
 		return CURL_SOCKET_BAD;
 	}
 	classify(&a, &v);
@@ -380,7 +388,7 @@ sw_guard_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *
 int
 sw_guard_close_socket(void *clientp, curl_socket_t fd)
 {
-	int			rc = close(fd);
+	int rc = close(fd);
 
 	ReleaseExternalFD();
 	return rc;
@@ -415,7 +423,7 @@ extra_free(void *p)
 static bool
 parse_prefix_length(const char *text, int max, int *bits)
 {
-	int			len = strlen(text);
+	int len = strlen(text);
 
 	if (len == 0 || len > 3 || strspn(text, "0123456789") != len)
 		return false;
@@ -429,7 +437,7 @@ clear_host_bits(SwNetwork *n)
 {
 	for (int i = 0; i < 16; i++)
 	{
-		int			keep = Min(Max(n->bits - 8 * i, 0), 8);
+		int keep = Min(Max(n->bits - 8 * i, 0), 8);
 
 		n->addr.bytes[i] &= (uint8) (0xff00 >> keep);
 	}
@@ -439,11 +447,11 @@ clear_host_bits(SwNetwork *n)
 static bool
 parse_network(const char *entry, SwNetwork *n)
 {
-	char		addr[MAX_ENTRY_LEN + 1];
-	char	   *slash;
-	int			max;
-	SwNetwork	clean;
-	char		clean_text[INET6_ADDRSTRLEN];
+	char	  addr[MAX_ENTRY_LEN + 1];
+	char	 *slash;
+	int		  max;
+	SwNetwork clean;
+	char	  clean_text[INET6_ADDRSTRLEN];
 
 	strlcpy(addr, entry, sizeof(addr));
 	slash = strchr(addr, '/');
@@ -451,15 +459,17 @@ parse_network(const char *entry, SwNetwork *n)
 		*slash = '\0';
 	if (!parse_address(addr, &n->addr))
 	{
-		GUC_check_errdetail("Entry \"%s\" is not an IPv4 or IPv6 address with an optional prefix length.", entry);
+		GUC_check_errdetail(
+			"Entry \"%s\" is not an IPv4 or IPv6 address with an optional prefix length.", entry);
 		return false;
 	}
 	max = n->addr.family == AF_INET ? 32 : 128;
 	n->bits = max;
 	if (slash != NULL && !parse_prefix_length(slash + 1, max, &n->bits))
 	{
-		GUC_check_errdetail("Entry \"%s\" has an invalid prefix length; for %s it is a number from 0 to %d.",
-							entry, n->addr.family == AF_INET ? "IPv4" : "IPv6", max);
+		GUC_check_errdetail(
+			"Entry \"%s\" has an invalid prefix length; for %s it is a number from 0 to %d.", entry,
+			n->addr.family == AF_INET ? "IPv4" : "IPv6", max);
 		return false;
 	}
 	clean = *n;
@@ -467,8 +477,9 @@ parse_network(const char *entry, SwNetwork *n)
 	if (memcmp(clean.addr.bytes, n->addr.bytes, 16) != 0)
 	{
 		format_address(&clean.addr, clean_text, sizeof(clean_text));
-		GUC_check_errdetail("Entry \"%s\" has bits set to the right of its prefix length; the network is %s/%d.",
-							entry, clean_text, n->bits);
+		GUC_check_errdetail(
+			"Entry \"%s\" has bits set to the right of its prefix length; the network is %s/%d.",
+			entry, clean_text, n->bits);
 		return false;
 	}
 	return true;
@@ -500,7 +511,8 @@ parse_network_list(const char *value, SwNetworkList *list)
 		}
 		if (len > MAX_ENTRY_LEN)
 		{
-			GUC_check_errdetail("Entry \"%.*s...\" is too long to be an IPv4 or IPv6 network.", 24, p);
+			GUC_check_errdetail("Entry \"%.*s...\" is too long to be an IPv4 or IPv6 network.", 24,
+								p);
 			return false;
 		}
 		strlcpy(entry, p, len + 1);
@@ -515,7 +527,7 @@ parse_network_list(const char *value, SwNetworkList *list)
 bool
 sw_guard_check_allowed_networks(char **newval, void **extra, GucSource source)
 {
-	int			max = 1;
+	int			   max = 1;
 	SwNetworkList *list;
 
 	for (const char *c = *newval; *c; c++)
@@ -526,7 +538,8 @@ sw_guard_check_allowed_networks(char **newval, void **extra, GucSource source)
 	list->count = 0;
 	if (!parse_network_list(*newval, list))
 	{
-		GUC_check_errhint("Write a comma-separated list of networks, such as \"10.1.0.0/16, 192.168.7.20, fd00::/8\".");
+		GUC_check_errhint("Write a comma-separated list of networks, such as \"10.1.0.0/16, "
+						  "192.168.7.20, fd00::/8\".");
 		extra_free(list);
 		return false;
 	}
@@ -548,14 +561,16 @@ sw_guard_assign_allowed_networks(const char *newval, void *extra)
 static void
 address_arg(FunctionCallInfo fcinfo, SwAddress *a)
 {
-	char	   *input = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char *input = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	if (!parse_address(input, a))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid IP address \"%s\"", input),
-				 errdetail("Give one IPv4 or IPv6 address, without brackets, zone, port or prefix length."),
-				 errhint("Write it as 192.0.2.1 or 2001:db8::1.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid IP address \"%s\"", input),
+			 errdetail(
+				 "Give one IPv4 or IPv6 address, without brackets, zone, port or prefix length."),
+			 errhint("Write it as 192.0.2.1 or 2001:db8::1.")));
 }
 
 /* seriesweb._classify_address(address): 'public', 'loopback', ... */
@@ -563,8 +578,8 @@ PG_FUNCTION_INFO_V1(sw_classify_address);
 Datum
 sw_classify_address(PG_FUNCTION_ARGS)
 {
-	SwAddress	a;
-	SwVerdict	v;
+	SwAddress a;
+	SwVerdict v;
 
 	address_arg(fcinfo, &a);
 	classify(&a, &v);
@@ -576,8 +591,8 @@ PG_FUNCTION_INFO_V1(sw_address_allowed);
 Datum
 sw_address_allowed(PG_FUNCTION_ARGS)
 {
-	SwAddress	a;
-	SwVerdict	v;
+	SwAddress a;
+	SwVerdict v;
 
 	address_arg(fcinfo, &a);
 	classify(&a, &v);

@@ -26,10 +26,10 @@ extern curl_socket_t sw_guard_open_socket(void *clientp, curlsocktype purpose,
 										  struct curl_sockaddr *address);
 
 /* CURLOPT_CLOSESOCKETFUNCTION: close a socket opened above, release its budget. */
-extern int	sw_guard_close_socket(void *clientp, curl_socket_t fd);
+extern int sw_guard_close_socket(void *clientp, curl_socket_t fd);
 
 /* Check and assign hooks of seriesweb.allowed_networks. */
 extern bool sw_guard_check_allowed_networks(char **newval, void **extra, GucSource source);
 extern void sw_guard_assign_allowed_networks(const char *newval, void *extra);
 
-#endif							/* SERIESWEB_GUARD_H */
+#endif /* SERIESWEB_GUARD_H */

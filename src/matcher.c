@@ -49,28 +49,28 @@ static SPIPlanPtr entered_plan;
 /* The events table's columns, by attribute number. */
 typedef struct EventColumns
 {
-	int			event_id;
-	int			user_id;
-	int			name;
-	int			properties;
-	int			occurred_at;
+	int event_id;
+	int user_id;
+	int name;
+	int properties;
+	int occurred_at;
 } EventColumns;
 
 /* Everything one trigger call works with. */
 typedef struct MatchState
 {
-	SwCache    *cache;
-	HTAB	   *counts;
-	MemoryContext event_cxt;	/* reset for each event */
-	SwContext	ctx;			/* the current event, user and company */
-	uint32		name_hash;
+	SwCache		 *cache;
+	HTAB		 *counts;
+	MemoryContext event_cxt; /* reset for each event */
+	SwContext	  ctx;		 /* the current event, user and company */
+	uint32		  name_hash;
 } MatchState;
 
 /* Run a saved plan, then come back to the event's memory context. */
 static uint64
 run(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 {
-	uint64		n = sw_execute(plan, values, nulls, false, 0, expected);
+	uint64 n = sw_execute(plan, values, nulls, false, 0, expected);
 
 	MemoryContextSwitchTo(st->event_cxt);
 	return n;
@@ -86,12 +86,11 @@ event_columns(TupleDesc desc)
 	cols.name = SPI_fnumber(desc, "name");
 	cols.properties = SPI_fnumber(desc, "properties");
 	cols.occurred_at = SPI_fnumber(desc, "occurred_at");
-	if (cols.event_id <= 0 || cols.user_id <= 0 || cols.name <= 0 ||
-		cols.properties <= 0 || cols.occurred_at <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("seriesweb.events lacks a column the matcher needs"),
-				 errhint("Recreate the extension; do not alter seriesweb.events.")));
+	if (cols.event_id <= 0 || cols.user_id <= 0 || cols.name <= 0 || cols.properties <= 0 ||
+		cols.occurred_at <= 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+						errmsg("seriesweb.events lacks a column the matcher needs"),
+						errhint("Recreate the extension; do not alter seriesweb.events.")));
 	return cols;
 }
 
@@ -102,23 +101,22 @@ event_columns(TupleDesc desc)
  * sends a few ids.
  */
 static void
-create_missing_users(Tuplestorestate *events, TupleTableSlot *slot,
-					 const EventColumns *cols, MemoryContext cxt)
+create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventColumns *cols,
+					 MemoryContext cxt)
 {
 	static const Oid argtypes[1] = {TEXTARRAYOID};
-	HTAB	   *seen = sw_text_set_create("seriesweb event users", cxt);
-	int			n = 0,
-				cap = 16;
-	Datum	   *ids = palloc(sizeof(Datum) * cap);
-	Datum		arg;
+	HTAB			*seen = sw_text_set_create("seriesweb event users", cxt);
+	int				 n = 0, cap = 16;
+	Datum			*ids = palloc(sizeof(Datum) * cap);
+	Datum			 arg;
 
 	tuplestore_rescan(events);
 	while (tuplestore_gettupleslot(events, true, false, slot))
 	{
-		bool		isnull;
-		bool		found;
+		bool isnull;
+		bool found;
 		/* Copied: a spilled tuplestore reuses the slot's tuple memory. */
-		text	   *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
+		text *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
 
 		hash_search(seen, &id, HASH_ENTER, &found);
 		if (found || sw_user_known(id))
@@ -149,15 +147,15 @@ static bool
 event_relevant(SwCache *cache, const char *name, uint32 hash)
 {
 	return cache->entry_any != NIL || cache->armed_any ||
-		sw_cache_rules_hashed(cache->entry_by_name, hash) != NIL ||
-		sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
+		   sw_cache_rules_hashed(cache->entry_by_name, hash) != NIL ||
+		   sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
 }
 
 static char *
 col_text(HeapTuple tup, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -165,8 +163,8 @@ col_text(HeapTuple tup, TupleDesc desc, int col)
 static Jsonb *
 col_jsonb(HeapTuple tup, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
@@ -176,7 +174,7 @@ static void
 load_user(MatchState *st)
 {
 	static const Oid argtypes[1] = {TEXTOID};
-	Datum		arg = CStringGetTextDatum(st->ctx.user_id);
+	Datum			 arg = CStringGetTextDatum(st->ctx.user_id);
 
 	sw_plan(&load_user_plan,
 			"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
@@ -186,8 +184,8 @@ load_user(MatchState *st)
 			1, argtypes, false);
 	if (run(st, load_user_plan, &arg, NULL, SPI_OK_SELECT) == 1)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple tup = SPI_tuptable->vals[0];
+		TupleDesc desc = SPI_tuptable->tupdesc;
 
 		st->ctx.user_email = col_text(tup, desc, 1);
 		st->ctx.user_name = col_text(tup, desc, 2);
@@ -210,23 +208,24 @@ static List *
 armed_rules(MatchState *st)
 {
 	static const Oid argtypes[1] = {TEXTOID};
-	Datum		arg = CStringGetTextDatum(st->ctx.user_id);
-	List	   *rules = NIL;
-	uint64		n;
+	Datum			 arg = CStringGetTextDatum(st->ctx.user_id);
+	List			*rules = NIL;
+	uint64			 n;
 
 	if (!st->cache->armed_any &&
 		sw_cache_rules_hashed(st->cache->armed_by_name, st->name_hash) == NIL)
 		return NIL;
 
 	sw_plan(&armed_plan,
-			"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL",
-			1, argtypes, false);
+			"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL", 1,
+			argtypes, false);
 	n = run(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		isnull;
-		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		SwBlock    *b = sw_cache_block(st->cache, id);
+		bool  isnull;
+		int32 id =
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		SwBlock *b = sw_cache_block(st->cache, id);
 
 		if (b != NULL && !b->is_webhook && rule_wants_event(b, st->ctx.event_name))
 			rules = lappend(rules, b);
@@ -240,8 +239,8 @@ static bool
 mark_reached(MatchState *st, SwBlock *block)
 {
 	static const Oid argtypes[3] = {INT4OID, TEXTOID, INT8OID};
-	Datum		values[3];
-	uint64		n;
+	Datum			 values[3];
+	uint64			 n;
 
 	values[0] = Int32GetDatum(block->block_id);
 	values[1] = CStringGetTextDatum(st->ctx.user_id);
@@ -262,11 +261,11 @@ static bool
 first_entry(MatchState *st, SwBlock *block)
 {
 	static const Oid argtypes[2] = {TEXTOID, INT4ARRAYOID};
-	SwSeries   *s = block->series;
-	Datum		values[2];
-	Datum	   *ids;
-	int64		reached;
-	bool		isnull;
+	SwSeries		*s = block->series;
+	Datum			 values[2];
+	Datum			*ids;
+	int64			 reached;
+	bool			 isnull;
 
 	if (s->nentry <= 1)
 		return true;
@@ -280,7 +279,8 @@ first_entry(MatchState *st, SwBlock *block)
 			" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL",
 			2, argtypes, false);
 	run(st, entered_plan, values, NULL, SPI_OK_SELECT);
-	reached = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	reached =
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return reached == 1;
 }
@@ -293,7 +293,7 @@ static bool
 arm(MatchState *st, SwBlock *rule)
 {
 	static const Oid argtypes[2] = {INT4OID, TEXTOID};
-	Datum		values[2];
+	Datum			 values[2];
 
 	values[0] = Int32GetDatum(rule->block_id);
 	values[1] = CStringGetTextDatum(st->ctx.user_id);
@@ -309,14 +309,14 @@ arm(MatchState *st, SwBlock *rule)
 /* A block to reach, or (a rule after a reached block) to arm first. */
 typedef struct Step
 {
-	SwBlock    *block;
-	bool		arm;
+	SwBlock *block;
+	bool	 arm;
 } Step;
 
 static List *
 push_step(List *stack, SwBlock *block, bool arm_first)
 {
-	Step	   *step = palloc(sizeof(Step));
+	Step *step = palloc(sizeof(Step));
 
 	step->block = block;
 	step->arm = arm_first;
@@ -333,12 +333,12 @@ push_step(List *stack, SwBlock *block, bool arm_first)
 static void
 reach(MatchState *st, SwBlock *first)
 {
-	List	   *stack = push_step(NIL, first, false);
+	List *stack = push_step(NIL, first, false);
 
 	while (stack != NIL)
 	{
-		Step	   *step = llast(stack);
-		SwBlock    *block = step->block;
+		Step	*step = llast(stack);
+		SwBlock *block = step->block;
 
 		stack = list_delete_last(stack);
 		CHECK_FOR_INTERRUPTS();
@@ -368,21 +368,21 @@ reach(MatchState *st, SwBlock *first)
 static void
 match_event(MatchState *st)
 {
-	List	   *candidates = NIL;
-	ListCell   *lc;
+	List	 *candidates = NIL;
+	ListCell *lc;
 
 	load_user(st);
 
-	foreach(lc, sw_cache_rules_hashed(st->cache->entry_by_name, st->name_hash))
+	foreach (lc, sw_cache_rules_hashed(st->cache->entry_by_name, st->name_hash))
 		if (rule_wants_event(lfirst(lc), st->ctx.event_name))
 			candidates = lappend(candidates, lfirst(lc));
 	candidates = list_concat(candidates, st->cache->entry_any);
 	/* Fetched before any reach: rules armed by this event wait for the next. */
 	candidates = list_concat(candidates, armed_rules(st));
 
-	foreach(lc, candidates)
+	foreach (lc, candidates)
 	{
-		SwBlock    *rule = lfirst(lc);
+		SwBlock *rule = lfirst(lc);
 
 		if (sw_filter_eval(rule->filter, &st->ctx))
 			reach(st, rule);
@@ -390,16 +390,15 @@ match_event(MatchState *st)
 }
 
 static void
-match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot,
-		  const EventColumns *cols)
+match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const EventColumns *cols)
 {
 	MemoryContext read_cxt = CurrentMemoryContext;
 
 	tuplestore_rescan(events);
 	for (;;)
 	{
-		bool		isnull;
-		char	   *name;
+		bool  isnull;
+		char *name;
 
 		/*
 		 * Read in the statement's context, not the event's: a transition
@@ -422,7 +421,8 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot,
 		st->ctx.event_name = name;
 		st->ctx.user_id = TextDatumGetCString(slot_getattr(slot, cols->user_id, &isnull));
 		st->ctx.event_id = DatumGetInt64(slot_getattr(slot, cols->event_id, &isnull));
-		st->ctx.event_occurred_at = DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
+		st->ctx.event_occurred_at =
+			DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
 		st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
 		match_event(st);
 	}
@@ -432,21 +432,21 @@ PG_FUNCTION_INFO_V1(sw_match_events);
 Datum
 sw_match_events(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData		*trigdata = (TriggerData *) fcinfo->context;
 	Tuplestorestate *events;
-	TupleDesc	desc;
-	EventColumns cols;
-	TupleTableSlot *slot;
-	MatchState	st;
-	MemoryContext stmt_cxt;
-	MemoryContext caller_cxt = CurrentMemoryContext;
+	TupleDesc		 desc;
+	EventColumns	 cols;
+	TupleTableSlot	*slot;
+	MatchState		 st;
+	MemoryContext	 stmt_cxt;
+	MemoryContext	 caller_cxt = CurrentMemoryContext;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("seriesweb._match_events() must be an AFTER INSERT statement trigger with a NEW TABLE")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("seriesweb._match_events() must be an AFTER INSERT statement "
+							   "trigger with a NEW TABLE")));
 
 	events = trigdata->tg_newtable;
 	desc = RelationGetDescr(trigdata->tg_relation);
@@ -455,8 +455,8 @@ sw_match_events(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "seriesweb: SPI_connect failed");
 
-	stmt_cxt = AllocSetContextCreate(CurrentMemoryContext, "seriesweb matcher",
-									 ALLOCSET_DEFAULT_SIZES);
+	stmt_cxt =
+		AllocSetContextCreate(CurrentMemoryContext, "seriesweb matcher", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(stmt_cxt);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 
@@ -468,8 +468,8 @@ sw_match_events(PG_FUNCTION_ARGS)
 	if (hash_get_num_entries(st.cache->blocks) > 0)
 	{
 		st.counts = sw_counts_create(stmt_cxt);
-		st.event_cxt = AllocSetContextCreate(stmt_cxt, "seriesweb matcher event",
-											 ALLOCSET_DEFAULT_SIZES);
+		st.event_cxt =
+			AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
 		match_all(&st, events, slot, &cols);
 		MemoryContextSwitchTo(stmt_cxt);
 		sw_counts_flush(st.counts);

@@ -11,19 +11,18 @@
 #include "plans.h"
 
 SPIPlanPtr
-sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes,
-		bool custom_plan)
+sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes, bool custom_plan)
 {
-	SPIPlanPtr	plan;
+	SPIPlanPtr plan;
 
 	if (*slot != NULL)
 		return *slot;
 
-	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-							  custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
+	plan =
+		SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
 	if (plan == NULL)
-		elog(ERROR, "seriesweb: could not prepare \"%s\": %s",
-			 sql, SPI_result_code_string(SPI_result));
+		elog(ERROR, "seriesweb: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "seriesweb: could not keep the plan of \"%s\"", sql);
 	*slot = plan;
@@ -31,10 +30,10 @@ sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes,
 }
 
 uint64
-sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
-		   long count, int expected)
+sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count,
+		   int expected)
 {
-	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	int rc = SPI_execute_plan(plan, values, nulls, read_only, count);
 
 	if (rc != expected)
 		elog(ERROR, "seriesweb: SPI_execute_plan returned %s, expected %s",

@@ -20,11 +20,11 @@
  * parameters, such as a claim with a LIMIT).  Must be called inside
  * SPI_connect.
  */
-extern SPIPlanPtr sw_plan(SPIPlanPtr *slot, const char *sql, int nargs,
-						  const Oid *argtypes, bool custom_plan);
+extern SPIPlanPtr sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes,
+						  bool custom_plan);
 
 /* Execute a saved plan and check the result code; returns SPI_processed. */
-extern uint64 sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls,
-						 bool read_only, long count, int expected);
+extern uint64 sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+						 long count, int expected);
 
-#endif							/* SERIESWEB_PLANS_H */
+#endif /* SERIESWEB_PLANS_H */

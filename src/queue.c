@@ -48,17 +48,17 @@ static SPIPlanPtr release_plan;
 
 typedef struct CountEntry
 {
-	int32		block_id;		/* hash key */
-	int32		series_id;
-	int64		entered;
-	int64		reached;
-	int64		failed;
+	int32 block_id; /* hash key */
+	int32 series_id;
+	int64 entered;
+	int64 reached;
+	int64 failed;
 } CountEntry;
 
 HTAB *
 sw_counts_create(MemoryContext cxt)
 {
-	HASHCTL		ctl;
+	HASHCTL ctl;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(int32);
@@ -68,8 +68,7 @@ sw_counts_create(MemoryContext cxt)
 }
 
 void
-sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered,
-			  int reached, int failed)
+sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered, int reached, int failed)
 {
 	bool		found;
 	CountEntry *e = hash_search(counts, &block_id, HASH_ENTER, &found);
@@ -88,13 +87,14 @@ sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered,
 void
 sw_counts_flush(HTAB *counts)
 {
-	static const Oid argtypes[5] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	long		n = hash_get_num_entries(counts);
-	Datum	   *cols[5];
-	Datum		args[5];
-	HASH_SEQ_STATUS seq;
-	CountEntry *e;
-	int			i = 0;
+	static const Oid argtypes[5] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+									INT8ARRAYOID};
+	long			 n = hash_get_num_entries(counts);
+	Datum			*cols[5];
+	Datum			 args[5];
+	HASH_SEQ_STATUS	 seq;
+	CountEntry		*e;
+	int				 i = 0;
 
 	if (n == 0)
 		return;
@@ -113,7 +113,8 @@ sw_counts_flush(HTAB *counts)
 	args[0] = PointerGetDatum(construct_array(cols[0], n, INT4OID, 4, true, TYPALIGN_INT));
 	args[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
 	for (int c = 2; c < 5; c++)
-		args[c] = PointerGetDatum(construct_array(cols[c], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[c] = PointerGetDatum(
+			construct_array(cols[c], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	sw_plan(&counts_plan,
 			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, failed) "
@@ -130,7 +131,7 @@ sw_counts_flush(HTAB *counts)
 static Datum
 text_array(char **items, int n)
 {
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	Datum *d = palloc(sizeof(Datum) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
 		d[i] = CStringGetTextDatum(items[i]);
@@ -142,7 +143,7 @@ static void
 note_render_failure(int32 block_id, const char *error)
 {
 	static const Oid argtypes[2] = {INT4OID, TEXTOID};
-	Datum		args[2];
+	Datum			 args[2];
 
 	args[0] = Int32GetDatum(block_id);
 	args[1] = CStringGetTextDatum(error);
@@ -157,13 +158,13 @@ note_render_failure(int32 block_id, const char *error)
 void
 sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 {
-	static const Oid argtypes[11] = {INT8OID, INT4OID, INT4OID, TEXTOID, INT8OID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
-	Datum		args[11];
-	char		nulls[11];
+	static const Oid  argtypes[11] = {INT8OID, INT4OID, INT4OID,	  TEXTOID, INT8OID, TEXTOID,
+									  TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum			  args[11];
+	char			  nulls[11];
 	SwRenderedRequest req;
-	int64		id = nextval_internal(cache->delivery_seq, false);
-	char	   *error;
+	int64			  id = nextval_internal(cache->delivery_seq, false);
+	char			 *error;
 
 	memset(&req, 0, sizeof(req));
 	error = sw_webhook_render(wh->tmpl, ctx, id, &req);
@@ -184,12 +185,13 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 	else
 		nulls[10] = 'n';
 
-	sw_plan(&enqueue_plan,
-			"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, "
-			"       status, method, url, headers, body, last_error, finished_at) "
-			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-			"        CASE WHEN $6 = 'failed' THEN now() END)",
-			11, argtypes, false);
+	sw_plan(
+		&enqueue_plan,
+		"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, "
+		"       status, method, url, headers, body, last_error, finished_at) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+		"        CASE WHEN $6 = 'failed' THEN now() END)",
+		11, argtypes, false);
 	sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT);
 
 	if (error)
@@ -256,20 +258,22 @@ sw_queue_recover(void)
 {
 	begin_tx("seriesweb: recover deliveries left in sending");
 	if (SPI_execute("UPDATE seriesweb.deliveries SET status = 'pending', next_attempt_at = now() "
-					" WHERE status = 'sending'", false, 0) != SPI_OK_UPDATE)
+					" WHERE status = 'sending'",
+					false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "seriesweb: could not recover deliveries");
 	if (SPI_processed > 0)
-		ereport(LOG,
-				(errmsg("seriesweb: %llu deliveries interrupted by a stop or crash will be sent again",
-						(unsigned long long) SPI_processed)));
+		ereport(
+			LOG,
+			(errmsg("seriesweb: %llu deliveries interrupted by a stop or crash will be sent again",
+					(unsigned long long) SPI_processed)));
 	commit_tx();
 }
 
 static char *
 claimed_text(HeapTuple tup, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? pstrdup("") : TextDatumGetCString(d);
 }
@@ -277,17 +281,17 @@ claimed_text(HeapTuple tup, TupleDesc desc, int col)
 static void
 claimed_headers(HeapTuple tup, TupleDesc desc, int col, SwClaimed *c)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-	Datum	   *elems;
-	bool	   *elnulls;
+	bool   isnull;
+	Datum  d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum *elems;
+	bool  *elnulls;
 
 	c->nheaders = 0;
 	c->headers = NULL;
 	if (isnull)
 		return;
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &elnulls, &c->nheaders);
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &elnulls,
+					  &c->nheaders);
 	c->headers = palloc(sizeof(char *) * Max(c->nheaders, 1));
 	for (int i = 0; i < c->nheaders; i++)
 		c->headers[i] = elnulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
@@ -298,8 +302,8 @@ int
 sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 {
 	static const Oid argtypes[1] = {INT4OID};
-	Datum		arg = Int32GetDatum(limit);
-	uint64		n;
+	Datum			 arg = Int32GetDatum(limit);
+	uint64			 n;
 
 	begin_tx("seriesweb: claim due deliveries");
 	async_commit();
@@ -321,10 +325,10 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SwClaimed  *c = &out[i];
-		bool		isnull;
+		HeapTuple  tup = SPI_tuptable->vals[i];
+		TupleDesc  desc = SPI_tuptable->tupdesc;
+		SwClaimed *c = &out[i];
+		bool	   isnull;
 
 		c->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		c->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
@@ -345,22 +349,22 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 /* Column builders for the record statement. */
 typedef struct RecordArrays
 {
-	Datum	   *v[10];
-	bool	   *null[10];
+	Datum *v[10];
+	bool  *null[10];
 } RecordArrays;
 
 static Datum
 build_array(Datum *values, bool *nulls, int n, Oid type)
 {
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
+	int	  dims[1] = {n};
+	int	  lbs[1] = {1};
+	int16 typlen;
+	bool  typbyval;
+	char  typalign;
 
 	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
+	return PointerGetDatum(
+		construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
 }
 
 static void
@@ -392,13 +396,14 @@ fill_outcome_row(RecordArrays *a, int i, const SwOutcome *o)
 void
 sw_queue_record(SwOutcome *outcomes, int n)
 {
-	static const Oid elemtypes[10] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID};
-	static const Oid argtypes[10] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID};
+	static const Oid elemtypes[10] = {INT8OID,		  INT4OID,		  TEXTOID,	 TIMESTAMPTZOID,
+									  TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT4OID,
+									  TEXTOID,		  TEXTOID};
+	static const Oid argtypes[10] = {
+		INT8ARRAYOID,		 INT4ARRAYOID,	 TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,		TEXTARRAYOID};
 	RecordArrays a;
-	Datum		args[10];
+	Datum		 args[10];
 
 	if (n == 0)
 		return;
@@ -413,40 +418,45 @@ sw_queue_record(SwOutcome *outcomes, int n)
 	for (int c = 0; c < 10; c++)
 		args[c] = build_array(a.v[c], a.null[c], n, elemtypes[c]);
 
-	sw_plan(&record_plan,
-			"WITH r AS ("
-			"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-			"    AS r(delivery_id, attempt, status, next_at, started_at, finished_at, "
-			"         duration_ms, response_status, error, response_body)), "
-			"u AS ("
-			"  UPDATE seriesweb.deliveries d "
-			"     SET status = r.status, attempts = r.attempt, "
-			"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at), "
-			"         finished_at = CASE WHEN r.status IN ('sent', 'failed') THEN r.finished_at END, "
-			"         response_status = r.response_status, last_error = r.error "
-			"    FROM r WHERE d.delivery_id = r.delivery_id AND d.status = 'sending' "
-			"  RETURNING d.block_id, d.series_id, r.status, r.finished_at, r.error), "
-			"a AS ("
-			"  INSERT INTO seriesweb.delivery_attempts "
-			"         (delivery_id, attempt, started_at, duration_ms, response_status, error, response_body) "
-			"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, response_body "
-			"    FROM r), "
-			"c AS ("
-			"  INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed) "
-			"  SELECT block_id, series_id, count(*) FILTER (WHERE status = 'sent'), "
-			"         count(*) FILTER (WHERE status = 'failed') "
-			"    FROM u WHERE status <> 'pending' GROUP BY block_id, series_id) "
-			"INSERT INTO seriesweb.block_activity AS ba (block_id, last_sent_at, last_failed_at, last_error) "
-			"SELECT block_id, max(finished_at) FILTER (WHERE status = 'sent'), "
-			"       max(finished_at) FILTER (WHERE status = 'failed'), "
-			"       (array_agg(error ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
-			"  FROM u WHERE status <> 'pending' GROUP BY block_id "
-			"ON CONFLICT (block_id) DO UPDATE "
-			"   SET last_sent_at = greatest(ba.last_sent_at, EXCLUDED.last_sent_at), "
-			"       last_failed_at = greatest(ba.last_failed_at, EXCLUDED.last_failed_at), "
-			"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, '-infinity') "
-			"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
-			10, argtypes, false);
+	sw_plan(
+		&record_plan,
+		"WITH r AS ("
+		"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+		"    AS r(delivery_id, attempt, status, next_at, started_at, finished_at, "
+		"         duration_ms, response_status, error, response_body)), "
+		"u AS ("
+		"  UPDATE seriesweb.deliveries d "
+		"     SET status = r.status, attempts = r.attempt, "
+		"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at), "
+		"         finished_at = CASE WHEN r.status IN ('sent', 'failed') THEN r.finished_at END, "
+		"         response_status = r.response_status, last_error = r.error "
+		"    FROM r WHERE d.delivery_id = r.delivery_id AND d.status = 'sending' "
+		"  RETURNING d.block_id, d.series_id, r.status, r.finished_at, r.error), "
+		"a AS ("
+		"  INSERT INTO seriesweb.delivery_attempts "
+		"         (delivery_id, attempt, started_at, duration_ms, response_status, error, "
+		"response_body) "
+		"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, "
+		"response_body "
+		"    FROM r), "
+		"c AS ("
+		"  INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed) "
+		"  SELECT block_id, series_id, count(*) FILTER (WHERE status = 'sent'), "
+		"         count(*) FILTER (WHERE status = 'failed') "
+		"    FROM u WHERE status <> 'pending' GROUP BY block_id, series_id) "
+		"INSERT INTO seriesweb.block_activity AS ba (block_id, last_sent_at, last_failed_at, "
+		"last_error) "
+		"SELECT block_id, max(finished_at) FILTER (WHERE status = 'sent'), "
+		"       max(finished_at) FILTER (WHERE status = 'failed'), "
+		"       (array_agg(error ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
+		"  FROM u WHERE status <> 'pending' GROUP BY block_id "
+		"ON CONFLICT (block_id) DO UPDATE "
+		"   SET last_sent_at = greatest(ba.last_sent_at, EXCLUDED.last_sent_at), "
+		"       last_failed_at = greatest(ba.last_failed_at, EXCLUDED.last_failed_at), "
+		"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, "
+		"'-infinity') "
+		"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
+		10, argtypes, false);
 	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
 	commit_tx();
 }
@@ -459,9 +469,9 @@ void
 sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 {
 	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
-	Datum	   *idd;
-	Datum	   *msd;
-	Datum		args[2];
+	Datum			*idd;
+	Datum			*msd;
+	Datum			 args[2];
 
 	begin_tx("seriesweb: hand back deliveries waiting for a busy destination");
 	async_commit();
@@ -472,14 +482,16 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 		idd[i] = Int64GetDatum(ids[i]);
 		msd[i] = Int32GetDatum(delay_ms[i]);
 	}
-	args[0] = PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[0] =
+		PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[1] = PointerGetDatum(construct_array(msd, n, INT4OID, 4, true, TYPALIGN_INT));
-	sw_plan(&release_plan,
-			"UPDATE seriesweb.deliveries d "
-			"   SET status = 'pending', next_attempt_at = now() + make_interval(secs => r.ms / 1000.0) "
-			"  FROM unnest($1, $2) AS r(id, ms) "
-			" WHERE d.delivery_id = r.id AND d.status = 'sending'",
-			2, argtypes, false);
+	sw_plan(
+		&release_plan,
+		"UPDATE seriesweb.deliveries d "
+		"   SET status = 'pending', next_attempt_at = now() + make_interval(secs => r.ms / 1000.0) "
+		"  FROM unnest($1, $2) AS r(id, ms) "
+		" WHERE d.delivery_id = r.id AND d.status = 'sending'",
+		2, argtypes, false);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }
@@ -493,8 +505,9 @@ sw_queue_next_due(void)
 	Datum		d;
 
 	begin_tx("seriesweb: look for the next due delivery");
-	if (SPI_execute("SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'",
-					true, 1) != SPI_OK_SELECT)
+	if (SPI_execute(
+			"SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'", true,
+			1) != SPI_OK_SELECT)
 		elog(ERROR, "seriesweb: could not read the queue");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
@@ -508,10 +521,13 @@ void
 sw_queue_fold_counts(void)
 {
 	begin_tx("seriesweb: fold block counters");
-	if (SPI_execute("WITH d AS (DELETE FROM seriesweb.block_counts RETURNING *) "
-					"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, sent, failed) "
-					"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed) "
-					"  FROM d GROUP BY block_id, series_id", false, 0) != SPI_OK_INSERT)
+	if (SPI_execute(
+			"WITH d AS (DELETE FROM seriesweb.block_counts RETURNING *) "
+			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, sent, "
+			"failed) "
+			"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed) "
+			"  FROM d GROUP BY block_id, series_id",
+			false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "seriesweb: could not fold block counters");
 	commit_tx();
 }
@@ -524,21 +540,22 @@ sw_queue_fold_counts(void)
 int64
 sw_queue_purge(int retention_s)
 {
-	int64		total = 0;
-	uint64		n;
+	int64  total = 0;
+	uint64 n;
 
 	do
 	{
-		char	   *sql = psprintf("WITH old AS ("
-								   "  DELETE FROM seriesweb.deliveries WHERE delivery_id IN ("
-								   "    SELECT delivery_id FROM seriesweb.deliveries "
-								   "     WHERE finished_at < now() - make_interval(secs => %d) "
-								   "     LIMIT 10000) "
-								   "  RETURNING delivery_id), "
-								   "a AS (DELETE FROM seriesweb.delivery_attempts a USING old "
-								   "       WHERE a.delivery_id = old.delivery_id) "
-								   "SELECT count(*) FROM old", retention_s);
-		bool		isnull;
+		char *sql = psprintf("WITH old AS ("
+							 "  DELETE FROM seriesweb.deliveries WHERE delivery_id IN ("
+							 "    SELECT delivery_id FROM seriesweb.deliveries "
+							 "     WHERE finished_at < now() - make_interval(secs => %d) "
+							 "     LIMIT 10000) "
+							 "  RETURNING delivery_id), "
+							 "a AS (DELETE FROM seriesweb.delivery_attempts a USING old "
+							 "       WHERE a.delivery_id = old.delivery_id) "
+							 "SELECT count(*) FROM old",
+							 retention_s);
+		bool  isnull;
 
 		begin_tx("seriesweb: purge old deliveries");
 		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)

@@ -18,57 +18,56 @@
 /* ---- counters, accumulated per statement or batch, flushed as deltas ---- */
 
 extern HTAB *sw_counts_create(MemoryContext cxt);
-extern void sw_counts_add(HTAB *counts, int32 block_id, int32 series_id,
-						  int entered, int reached, int failed);
-extern void sw_counts_flush(HTAB *counts);
+extern void	 sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered, int reached,
+						   int failed);
+extern void	 sw_counts_flush(HTAB *counts);
 
 /* ---- matcher side ---- */
 
 /* Render and insert one delivery of webhook block wh; inside SPI. */
-extern void sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx,
-					   HTAB *counts);
+extern void sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts);
 
 /* ---- worker side ---- */
 
 /* One claimed delivery, ready to send. */
 typedef struct SwClaimed
 {
-	int64		delivery_id;
-	int32		block_id;
-	int			attempts;		/* made before this one */
-	int			max_attempts;
-	char	   *method;
-	char	   *url;
-	int			nheaders;
-	char	  **headers;		/* "Name: value" */
-	char	   *body;
-	int			body_len;
-	char	   *secret;			/* the block's, NULL when unsigned */
-	char	   *webhook_id;		/* stable across the delivery's attempts */
+	int64  delivery_id;
+	int32  block_id;
+	int	   attempts; /* made before this one */
+	int	   max_attempts;
+	char  *method;
+	char  *url;
+	int	   nheaders;
+	char **headers; /* "Name: value" */
+	char  *body;
+	int	   body_len;
+	char  *secret;	   /* the block's, NULL when unsigned */
+	char  *webhook_id; /* stable across the delivery's attempts */
 } SwClaimed;
 
 /* The outcome of one attempt. */
 typedef struct SwOutcome
 {
 	int64		delivery_id;
-	int			attempt;		/* number of this attempt, from 1 */
-	const char *status;			/* "sent", "failed" or "pending" (retry) */
-	TimestampTz next_attempt_at;	/* when status is "pending" */
+	int			attempt;		 /* number of this attempt, from 1 */
+	const char *status;			 /* "sent", "failed" or "pending" (retry) */
+	TimestampTz next_attempt_at; /* when status is "pending" */
 	TimestampTz started_at;
 	TimestampTz finished_at;
 	double		duration_ms;
-	int			response_status;	/* 0: no response */
-	char	   *error;			/* NULL on success */
-	char	   *response_body;	/* capped; may be NULL */
+	int			response_status; /* 0: no response */
+	char	   *error;			 /* NULL on success */
+	char	   *response_body;	 /* capped; may be NULL */
 } SwOutcome;
 
 /* Each of these runs its own short transaction. */
-extern void sw_queue_recover(void);
-extern int	sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt);
-extern void sw_queue_record(SwOutcome *outcomes, int n);
-extern void sw_queue_release(const int64 *ids, const int *delay_ms, int n);
+extern void		   sw_queue_recover(void);
+extern int		   sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt);
+extern void		   sw_queue_record(SwOutcome *outcomes, int n);
+extern void		   sw_queue_release(const int64 *ids, const int *delay_ms, int n);
 extern TimestampTz sw_queue_next_due(void);
-extern void sw_queue_fold_counts(void);
-extern int64 sw_queue_purge(int retention_s);
+extern void		   sw_queue_fold_counts(void);
+extern int64	   sw_queue_purge(int retention_s);
 
-#endif							/* SERIESWEB_QUEUE_H */
+#endif /* SERIESWEB_QUEUE_H */

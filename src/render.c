@@ -54,11 +54,13 @@
 #define SW_JSON_DONE return
 #endif
 
-#define PLACEHOLDER_HINT \
-	"Write {user.name}, or {user.name | fallback: \"text\"} for a default; write {{ and }} for literal braces."
+#define PLACEHOLDER_HINT                                                                         \
+	"Write {user.name}, or {user.name | fallback: \"text\"} for a default; write {{ and }} for " \
+	"literal braces."
 #define DETAIL_NOT_CLOSED "A placeholder that starts with \"{\" must end with \"}\"."
-#define DETAIL_BAD_FALLBACK \
-	"After \"|\" write fallback: and one JSON value: a quoted string, a number, true, false or null."
+#define DETAIL_BAD_FALLBACK                                                                      \
+	"After \"|\" write fallback: and one JSON value: a quoted string, a number, true, false or " \
+	"null."
 
 /*
  * Longest URL a delivery may have, rendered: 8 kB is what common servers
@@ -84,10 +86,10 @@
 /* Where a template's text goes, which decides how it is encoded. */
 typedef enum SwTextEncoding
 {
-	SW_ENC_RAW,					/* header value: as is */
-	SW_ENC_URL,					/* URL: values percent-encoded, literal text as written */
-	SW_ENC_JSON,				/* inside a JSON string: escaped */
-	SW_ENC_FORM					/* application/x-www-form-urlencoded field */
+	SW_ENC_RAW,	 /* header value: as is */
+	SW_ENC_URL,	 /* URL: values percent-encoded, literal text as written */
+	SW_ENC_JSON, /* inside a JSON string: escaped */
+	SW_ENC_FORM	 /* application/x-www-form-urlencoded field */
 } SwTextEncoding;
 
 typedef enum SwBodyFormat
@@ -99,73 +101,73 @@ typedef enum SwBodyFormat
 /* Literal text, or a placeholder when literal is NULL. */
 typedef struct SwSegment
 {
-	char	   *literal;		/* encoded for the template's destination */
-	int			literal_len;
-	SwAttrPath	path;
-	bool		has_fallback;
-	char	   *fallback_text;	/* inserted into text, encoded */
-	int			fallback_text_len;
-	char	   *fallback_json;	/* as a whole JSON value */
+	char	  *literal; /* encoded for the template's destination */
+	int		   literal_len;
+	SwAttrPath path;
+	bool	   has_fallback;
+	char	  *fallback_text; /* inserted into text, encoded */
+	int		   fallback_text_len;
+	char	  *fallback_json; /* as a whole JSON value */
 } SwSegment;
 
 typedef struct SwTemplateText
 {
-	int			nsegs;
-	SwSegment  *segs;
+	int		   nsegs;
+	SwSegment *segs;
 } SwTemplateText;
 
 typedef enum SwPieceKind
 {
-	SW_PIECE_JSON,				/* literal JSON text */
-	SW_PIECE_STRING,			/* a JSON string with placeholders */
-	SW_PIECE_VALUE				/* a string that is one placeholder: typed */
+	SW_PIECE_JSON,	 /* literal JSON text */
+	SW_PIECE_STRING, /* a JSON string with placeholders */
+	SW_PIECE_VALUE	 /* a string that is one placeholder: typed */
 } SwPieceKind;
 
 typedef struct SwBodyPiece
 {
-	SwPieceKind kind;
-	char	   *json;			/* SW_PIECE_JSON */
-	int			json_len;
-	SwTemplateText text;		/* the others (JSON-escaped literal text) */
+	SwPieceKind	   kind;
+	char		  *json; /* SW_PIECE_JSON */
+	int			   json_len;
+	SwTemplateText text; /* the others (JSON-escaped literal text) */
 } SwBodyPiece;
 
 /* A top-level body key of a form-encoded body. */
 typedef struct SwFormField
 {
-	char	   *key;			/* form-encoded */
-	bool		is_string;
+	char		  *key; /* form-encoded */
+	bool		   is_string;
 	SwTemplateText text;		/* is_string: form-encoded template */
-	int			first_piece;	/* otherwise: the value's JSON pieces */
-	int			npieces;
+	int			   first_piece; /* otherwise: the value's JSON pieces */
+	int			   npieces;
 } SwFormField;
 
 typedef struct SwHeader
 {
-	char	   *name;
-	SwTemplateText value;		/* raw */
+	char		  *name;
+	SwTemplateText value; /* raw */
 } SwHeader;
 
 struct SwWebhookTemplate
 {
-	const char *method;
+	const char	  *method;
 	SwTemplateText url;
-	int			url_host_offset;	/* > 0 when the host has a placeholder */
-	int			nheaders;
-	SwHeader   *headers;
-	SwBodyFormat format;
-	bool		default_body;
-	int			npieces;
-	SwBodyPiece *pieces;
-	int			nfields;
-	SwFormField *fields;
+	int			   url_host_offset; /* > 0 when the host has a placeholder */
+	int			   nheaders;
+	SwHeader	  *headers;
+	SwBodyFormat   format;
+	bool		   default_body;
+	int			   npieces;
+	SwBodyPiece	  *pieces;
+	int			   nfields;
+	SwFormField	  *fields;
 };
 
 /* One template string being compiled, and what to call it in messages. */
 typedef struct SwTextParse
 {
-	const char *src;
-	int			len;
-	const char *part;			/* url, header "X", body key "k" */
+	const char	  *src;
+	int			   len;
+	const char	  *part; /* url, header "X", body key "k" */
 	SwTextEncoding enc;
 } SwTextParse;
 
@@ -173,17 +175,17 @@ typedef struct SwTextParse
 typedef struct SwBodyParse
 {
 	SwWebhookTemplate *tmpl;
-	const char *body_text;		/* for messages */
-	bool		form;
-	int			depth;			/* 1 inside the top-level object */
-	bool		need_comma;
-	StringInfoData pending;		/* literal JSON not yet made a piece */
-	StringInfoData path;		/* where we are, for messages: order.items[0] */
-	int		   *path_lens;		/* per depth: path length before the member */
-	int		   *indexes;		/* per depth: next array index */
-	int			maxdepth;
-	int			maxpieces;
-	int			maxfields;
+	const char		  *body_text; /* for messages */
+	bool			   form;
+	int				   depth; /* 1 inside the top-level object */
+	bool			   need_comma;
+	StringInfoData	   pending;	  /* literal JSON not yet made a piece */
+	StringInfoData	   path;	  /* where we are, for messages: order.items[0] */
+	int				  *path_lens; /* per depth: path length before the member */
+	int				  *indexes;	  /* per depth: next array index */
+	int				   maxdepth;
+	int				   maxpieces;
+	int				   maxfields;
 } SwBodyParse;
 
 /*
@@ -194,8 +196,8 @@ typedef struct SwBodyParse
 typedef struct SwRender
 {
 	const SwContext *ctx;
-	StringInfoData scratch;
-	int			limit;
+	StringInfoData	 scratch;
+	int				 limit;
 } SwRender;
 
 static const char hex_digits[] = "0123456789ABCDEF";
@@ -255,7 +257,7 @@ append_form_encoded(StringInfo buf, const char *s, int len)
 static void
 append_json_escaped(StringInfo buf, const char *s, int len)
 {
-	int			run = 0;
+	int run = 0;
 
 	for (int i = 0; i < len; i++)
 	{
@@ -353,9 +355,8 @@ append_json_value(StringInfo buf, const JsonbValue *v)
 			append_json_string(buf, v->val.string.val, v->val.string.len);
 			break;
 		case jbvNumeric:
-			appendStringInfoString(buf,
-								   DatumGetCString(DirectFunctionCall1(numeric_out,
-																	   NumericGetDatum(v->val.numeric))));
+			appendStringInfoString(buf, DatumGetCString(DirectFunctionCall1(
+											numeric_out, NumericGetDatum(v->val.numeric))));
 			break;
 		case jbvBool:
 			appendStringInfoString(buf, v->val.boolean ? "true" : "false");
@@ -373,7 +374,7 @@ append_json_value(StringInfo buf, const JsonbValue *v)
 static void
 append_separator(StringInfo buf, int start)
 {
-	char		last = buf->len > start ? buf->data[buf->len - 1] : '{';
+	char last = buf->len > start ? buf->data[buf->len - 1] : '{';
 
 	if (last != '{' && last != '[' && last != ':')
 		appendStringInfoCharMacro(buf, ',');
@@ -382,10 +383,10 @@ append_separator(StringInfo buf, int start)
 static void
 append_json_container(StringInfo buf, JsonbContainer *c)
 {
-	JsonbIterator *it;
+	JsonbIterator	  *it;
 	JsonbIteratorToken tok;
-	JsonbValue	v;
-	int			start = buf->len;
+	JsonbValue		   v;
+	int				   start = buf->len;
 
 	if (JsonContainerIsScalar(c))
 	{
@@ -446,8 +447,7 @@ make_lexer(const char *json, int len)
 #if PG_VERSION_NUM >= 170000
 	return makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(), true);
 #else
-	return makeJsonLexContextCstringLen(unconstify(char *, json), len,
-										GetDatabaseEncoding(), true);
+	return makeJsonLexContextCstringLen(unconstify(char *, json), len, GetDatabaseEncoding(), true);
 #endif
 }
 
@@ -468,7 +468,7 @@ free_lexer(JsonLexContext *lex)
 
 typedef struct SwScalarCapture
 {
-	char	   *token;
+	char		 *token;
 	JsonTokenType type;
 } SwScalarCapture;
 
@@ -486,9 +486,9 @@ capture_scalar(void *state, char *token, JsonTokenType type)
 static char *
 json_string_literal(const char *lit, int len)
 {
-	JsonLexContext *lex = make_lexer(lit, len);
-	JsonSemAction sem;
-	SwScalarCapture cap = {NULL, JSON_TOKEN_INVALID};
+	JsonLexContext	  *lex = make_lexer(lit, len);
+	JsonSemAction	   sem;
+	SwScalarCapture	   cap = {NULL, JSON_TOKEN_INVALID};
 	JsonParseErrorType rc;
 
 	memset(&sem, 0, sizeof(sem));
@@ -504,25 +504,23 @@ json_string_literal(const char *lit, int len)
  * ------------------------------------------------------------------------
  */
 
-static void placeholder_error(const SwTextParse *tp, int start, int end,
-							  const char *detail) pg_attribute_noreturn();
+static void placeholder_error(const SwTextParse *tp, int start, int end, const char *detail)
+	pg_attribute_noreturn();
 
 static void
 placeholder_error(const SwTextParse *tp, int start, int end, const char *detail)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid placeholder \"%s\" in %s",
-					pnstrdup(tp->src + start, end - start), tp->part),
-			 errdetail("%s", detail),
-			 errhint(PLACEHOLDER_HINT)));
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("invalid placeholder \"%s\" in %s",
+						   pnstrdup(tp->src + start, end - start), tp->part),
+					errdetail("%s", detail), errhint(PLACEHOLDER_HINT)));
 }
 
 /* attrs.c's lower-case message as a detail sentence. */
 static char *
 as_sentence(const char *msg)
 {
-	char	   *s = psprintf("%s.", msg);
+	char *s = psprintf("%s.", msg);
 
 	s[0] = pg_toupper((unsigned char) s[0]);
 	return s;
@@ -556,7 +554,7 @@ set_fallback(const SwTextParse *tp, const char *lit, int len, SwSegment *seg)
 	initStringInfo(&text);
 	if (len > 0 && lit[0] == '"')
 	{
-		char	   *value = json_string_literal(lit, len);
+		char *value = json_string_literal(lit, len);
 
 		if (value == NULL)
 			return false;
@@ -564,7 +562,7 @@ set_fallback(const SwTextParse *tp, const char *lit, int len, SwSegment *seg)
 		append_encoded(&text, value, strlen(value), tp->enc);
 	}
 	else if ((len == 4 && strncmp(lit, "null", 4) == 0))
-		appendStringInfoString(&json, "null");	/* null is missing: empty text */
+		appendStringInfoString(&json, "null"); /* null is missing: empty text */
 	else if ((len == 4 && strncmp(lit, "true", 4) == 0) ||
 			 (len == 5 && strncmp(lit, "false", 5) == 0) ||
 			 (len > 0 && IsValidJsonNumber(lit, len)))
@@ -660,7 +658,7 @@ add_segment(SwTemplateText *t, int *cap)
 static void
 flush_literal(const SwTextParse *tp, SwTemplateText *t, int *cap, StringInfo lit)
 {
-	SwSegment  *seg;
+	SwSegment	  *seg;
 	StringInfoData encoded;
 
 	if (lit->len == 0)
@@ -679,28 +677,26 @@ static void
 unmatched_brace_error(const SwTextParse *tp)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unmatched \"}\" in %s", tp->part),
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unmatched \"}\" in %s", tp->part),
 			 errdetail("The text is \"%s\".", pnstrdup(tp->src, tp->len)),
 			 errhint("Write }} for a literal brace.")));
 }
 
 /* Compile src[0..len) into segments; part names it in messages. */
 static void
-compile_text(const char *src, int len, const char *part, SwTextEncoding enc,
-			 SwTemplateText *out)
+compile_text(const char *src, int len, const char *part, SwTextEncoding enc, SwTemplateText *out)
 {
-	SwTextParse tp = {src, len, part, enc};
+	SwTextParse	   tp = {src, len, part, enc};
 	StringInfoData lit;
-	int			cap = 4;
-	int			i = 0;
+	int			   cap = 4;
+	int			   i = 0;
 
 	initStringInfo(&lit);
 	out->nsegs = 0;
 	out->segs = palloc(cap * sizeof(SwSegment));
 	while (i < len)
 	{
-		char		c = src[i];
+		char c = src[i];
 
 		if ((c == '{' || c == '}') && i + 1 < len && src[i + 1] == c)
 		{
@@ -744,9 +740,8 @@ compile_method(const char *method)
 		return "PUT";
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unsupported webhook method \"%s\"", method),
-			 errhint("Use POST or PUT.")));
-	return NULL;				/* keep compiler quiet */
+			 errmsg("unsupported webhook method \"%s\"", method), errhint("Use POST or PUT.")));
+	return NULL; /* keep compiler quiet */
 }
 
 static void url_error(const char *url, const char *what, const char *hint) pg_attribute_noreturn();
@@ -754,10 +749,8 @@ static void url_error(const char *url, const char *what, const char *hint) pg_at
 static void
 url_error(const char *url, const char *what, const char *hint)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("webhook url \"%s\" %s", url, what),
-			 errhint("%s", hint)));
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("webhook url \"%s\" %s", url, what), errhint("%s", hint)));
 }
 
 /*
@@ -785,11 +778,13 @@ url_shape(const char *url, const SwTemplateText *t)
 			unsigned char c = (unsigned char) seg->literal[j];
 
 			if (c <= 0x20 || c == 0x7f)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("webhook url \"%s\" contains whitespace or a control character", url),
-						 errdetail("It contains the byte 0x%02x.", c),
-						 errhint("Percent-encode it (a space is %%20), or insert the text with a placeholder, whose values are percent-encoded.")));
+				ereport(
+					ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("webhook url \"%s\" contains whitespace or a control character", url),
+					 errdetail("It contains the byte 0x%02x.", c),
+					 errhint("Percent-encode it (a space is %%20), or insert the text with a "
+							 "placeholder, whose values are percent-encoded.")));
 		}
 		appendBinaryStringInfo(&shape, seg->literal, seg->literal_len);
 	}
@@ -823,7 +818,8 @@ check_url_authority(const char *url, const char *auth, size_t len)
 		port = colon ? colon + 1 : NULL;
 	}
 	if (host_len == 0)
-		url_error(url, "has no host", "Write the host after the scheme, as in https://example.com/hook.");
+		url_error(url, "has no host",
+				  "Write the host after the scheme, as in https://example.com/hook.");
 	if (port)
 	{
 		port_len = auth + len - port;
@@ -840,7 +836,7 @@ check_url_authority(const char *url, const char *auth, size_t len)
 static char *
 clipped(const char *s, int maxlen)
 {
-	int			len = strlen(s);
+	int len = strlen(s);
 
 	if (len <= maxlen)
 		return pstrdup(s);
@@ -851,25 +847,25 @@ clipped(const char *s, int maxlen)
 static void
 check_url_length(const char *url, const SwTemplateText *t)
 {
-	int			len = 0;
+	int len = 0;
 
 	for (int i = 0; i < t->nsegs; i++)
 		if (t->segs[i].literal)
 			len += t->segs[i].literal_len;
 	if (len > SW_MAX_URL_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("webhook url \"%s\" is longer than %d bytes", clipped(url, 64), SW_MAX_URL_LEN),
-				 errdetail("Its text outside placeholders is %d bytes long.", len),
-				 errhint("Send long values in the body or in a header.")));
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("webhook url \"%s\" is longer than %d bytes", clipped(url, 64),
+							   SW_MAX_URL_LEN),
+						errdetail("Its text outside placeholders is %d bytes long.", len),
+						errhint("Send long values in the body or in a header.")));
 }
 
 static void
 compile_url(SwWebhookTemplate *t, const char *url)
 {
-	char	   *shape;
-	int			off;
-	size_t		auth_len;
+	char  *shape;
+	int	   off;
+	size_t auth_len;
 
 	compile_text(url, strlen(url), "url", SW_ENC_URL, &t->url);
 	check_url_length(url, &t->url);
@@ -880,11 +876,13 @@ compile_url(SwWebhookTemplate *t, const char *url)
 		off = 8;
 	else
 		url_error(url, "is not an absolute http or https URL",
-				  "Start it with https:// or http:// followed by the host; the scheme cannot be a placeholder.");
+				  "Start it with https:// or http:// followed by the host; the scheme cannot be a "
+				  "placeholder.");
 	auth_len = strcspn(shape + off, "/?#");
 	if (memchr(shape + off, '@', auth_len) != NULL)
 		url_error(url, "contains credentials before the host",
-				  "Remove the user:password@ part and send credentials in a header, such as Authorization.");
+				  "Remove the user:password@ part and send credentials in a header, such as "
+				  "Authorization.");
 	t->url_host_offset = check_url_authority(url, shape + off, auth_len) ? off : 0;
 	pfree(shape);
 }
@@ -904,38 +902,40 @@ is_token_char(unsigned char c)
 static void
 check_header_name(const char *name)
 {
-	static const char *const reserved[] = {"Content-Length", "Host", "Transfer-Encoding", "Connection"};
+	static const char *const reserved[] = {"Content-Length", "Host", "Transfer-Encoding",
+										   "Connection"};
 
 	if (strlen(name) > SW_MAX_HEADER_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("header name \"%s\" is longer than %d bytes", clipped(name, 64), SW_MAX_HEADER_LEN),
-				 errhint("Give the header a shorter name.")));
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("header name \"%s\" is longer than %d bytes", clipped(name, 64),
+							   SW_MAX_HEADER_LEN),
+						errhint("Give the header a shorter name.")));
 	for (const char *p = name; *p; p++)
 		if (!is_token_char((unsigned char) *p))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid header name \"%s\"", name),
-					 errdetail("Header names are made of letters, digits and !#$%%&'*+-.^_`|~ (RFC 9110)."),
-					 errhint("Remove the spaces, colons or other characters from the name.")));
-	if (*name == '\0')
-		ereport(ERROR,
+			ereport(
+				ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid header name \"\""),
-				 errhint("Give every header a name.")));
+				 errmsg("invalid header name \"%s\"", name),
+				 errdetail(
+					 "Header names are made of letters, digits and !#$%%&'*+-.^_`|~ (RFC 9110)."),
+				 errhint("Remove the spaces, colons or other characters from the name.")));
+	if (*name == '\0')
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid header name \"\""), errhint("Give every header a name.")));
 	for (int i = 0; i < lengthof(reserved); i++)
 		if (pg_strcasecmp(name, reserved[i]) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("header \"%s\" is set by seriesweb", name),
-					 errdetail("seriesweb sets Content-Length, Host, Transfer-Encoding and Connection itself."),
-					 errhint("Remove the header.")));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("header \"%s\" is set by seriesweb", name),
+							errdetail("seriesweb sets Content-Length, Host, Transfer-Encoding and "
+									  "Connection itself."),
+							errhint("Remove the header.")));
 	if (pg_strncasecmp(name, "webhook-", 8) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("header \"%s\" is set by seriesweb", name),
-				 errdetail("The webhook-* headers are the Standard Webhooks signature."),
-				 errhint("Remove the header; give the block a secret to have its requests signed.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("header \"%s\" is set by seriesweb", name),
+			 errdetail("The webhook-* headers are the Standard Webhooks signature."),
+			 errhint("Remove the header; give the block a secret to have its requests signed.")));
 }
 
 static bool
@@ -947,18 +947,18 @@ has_line_break(const char *s, int len)
 static void
 check_header_value(const char *name, const SwTemplateText *value)
 {
-	int			literal_len = 0;
+	int literal_len = 0;
 
 	for (int i = 0; i < value->nsegs; i++)
 	{
 		const SwSegment *seg = &value->segs[i];
 
-		if (seg->literal ? has_line_break(seg->literal, seg->literal_len)
-			: seg->has_fallback && has_line_break(seg->fallback_text, seg->fallback_text_len))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("header \"%s\" value contains CR, LF or NUL", name),
-					 errhint("Write header values on one line.")));
+		if (seg->literal
+				? has_line_break(seg->literal, seg->literal_len)
+				: seg->has_fallback && has_line_break(seg->fallback_text, seg->fallback_text_len))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("header \"%s\" value contains CR, LF or NUL", name),
+							errhint("Write header values on one line.")));
 		if (seg->literal)
 			literal_len += seg->literal_len;
 	}
@@ -985,7 +985,8 @@ compile_content_type(SwWebhookTemplate *t, const char *name, const char *raw,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("header \"%s\" value \"%s\" is not a literal media type", name, raw),
 				 errdetail("The Content-Type decides the body format when the block is defined."),
-				 errhint("Write application/json or application/x-www-form-urlencoded without placeholders or braces.")));
+				 errhint("Write application/json or application/x-www-form-urlencoded without "
+						 "placeholders or braces.")));
 	/* no placeholder: one literal segment at most */
 	start = value->nsegs > 0 ? value->segs[0].literal : "";
 	while (*start == ' ' || *start == '\t')
@@ -1000,36 +1001,35 @@ compile_content_type(SwWebhookTemplate *t, const char *name, const char *raw,
 			 pg_strncasecmp(start, "application/x-www-form-urlencoded", len) == 0)
 		t->format = SW_BODY_FORM;
 	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unsupported Content-Type \"%s\"", raw),
-				 errhint("Use application/json or application/x-www-form-urlencoded (parameters such as \"; charset=utf-8\" may follow).")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("unsupported Content-Type \"%s\"", raw),
+						errhint("Use application/json or application/x-www-form-urlencoded "
+								"(parameters such as \"; charset=utf-8\" may follow).")));
 }
 
 static void
 compile_header(SwWebhookTemplate *t, char *name, const JsonbValue *v, bool *have_type)
 {
-	SwHeader   *h = &t->headers[t->nheaders];
-	char	   *raw;
+	SwHeader *h = &t->headers[t->nheaders];
+	char	 *raw;
 
 	check_header_name(name);
 	for (int i = 0; i < t->nheaders; i++)
 		if (pg_strcasecmp(name, t->headers[i].name) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("header \"%s\" is given twice, also as \"%s\"", name, t->headers[i].name),
-					 errhint("Header names are case-insensitive; keep one of them.")));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("header \"%s\" is given twice, also as \"%s\"", name,
+								   t->headers[i].name),
+							errhint("Header names are case-insensitive; keep one of them.")));
 	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("header \"%s\" has the non-string value %s", name, sw_jsonb_value_to_json(v)),
-				 errhint("Write header values as JSON strings.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("header \"%s\" has the non-string value %s", name,
+							   sw_jsonb_value_to_json(v)),
+						errhint("Write header values as JSON strings.")));
 	raw = pnstrdup(v->val.string.val, v->val.string.len);
 	if (has_line_break(v->val.string.val, v->val.string.len))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("header \"%s\" value contains CR, LF or NUL", name),
-				 errhint("Write header values on one line.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("header \"%s\" value contains CR, LF or NUL", name),
+						errhint("Write header values on one line.")));
 	h->name = name;
 	compile_text(raw, v->val.string.len, psprintf("header \"%s\"", name), SW_ENC_RAW, &h->value);
 	check_header_value(name, &h->value);
@@ -1044,24 +1044,23 @@ compile_header(SwWebhookTemplate *t, char *name, const JsonbValue *v, bool *have
 static void
 compile_headers(SwWebhookTemplate *t, Jsonb *headers)
 {
-	JsonbIterator *it;
+	JsonbIterator	  *it;
 	JsonbIteratorToken tok;
-	JsonbValue	key;
-	JsonbValue	value;
-	bool		have_type = false;
+	JsonbValue		   key;
+	JsonbValue		   value;
+	bool			   have_type = false;
 
 	if (!JB_ROOT_IS_OBJECT(headers))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook headers are not a JSON object: %s",
-						JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
-				 errhint("Write them as {\"Content-Type\": \"application/json\", \"Authorization\": \"Bearer ...\"}.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("webhook headers are not a JSON object: %s",
+							   JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
+						errhint("Write them as {\"Content-Type\": \"application/json\", "
+								"\"Authorization\": \"Bearer ...\"}.")));
 	if (JB_ROOT_COUNT(headers) > SW_MAX_HEADERS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("webhook headers have %d entries, more than %d",
-						(int) JB_ROOT_COUNT(headers), SW_MAX_HEADERS),
-				 errhint("Send the data in the body.")));
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("webhook headers have %d entries, more than %d",
+							   (int) JB_ROOT_COUNT(headers), SW_MAX_HEADERS),
+						errhint("Send the data in the body.")));
 	t->headers = palloc0(Max(JB_ROOT_COUNT(headers), 1) * sizeof(SwHeader));
 	it = JsonbIteratorInit(&headers->root);
 	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
@@ -1072,11 +1071,11 @@ compile_headers(SwWebhookTemplate *t, Jsonb *headers)
 		compile_header(t, pnstrdup(key.val.string.val, key.val.string.len), &value, &have_type);
 	}
 	if (!have_type)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook headers %s have no Content-Type",
-						JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
-				 errhint("Add \"Content-Type\": \"application/json\" (or \"application/x-www-form-urlencoded\").")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("webhook headers %s have no Content-Type",
+							   JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
+						errhint("Add \"Content-Type\": \"application/json\" (or "
+								"\"application/x-www-form-urlencoded\").")));
 }
 
 /* ------------------------------------------------------------------------
@@ -1127,10 +1126,10 @@ current_field(SwBodyParse *st)
 static void
 not_an_object(const SwBodyParse *st)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("webhook body is not a JSON object: %s", st->body_text),
-			 errhint("Write the body as {\"key\": \"value\", ...}, or leave it NULL to send the default payload.")));
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("webhook body is not a JSON object: %s", st->body_text),
+					errhint("Write the body as {\"key\": \"value\", ...}, or leave it NULL to send "
+							"the default payload.")));
 }
 
 /* Enter an object or array: one more level of path and array index. */
@@ -1196,8 +1195,8 @@ static void
 start_form_field(SwBodyParse *st, const char *key)
 {
 	SwWebhookTemplate *t = st->tmpl;
-	SwFormField *f;
-	StringInfoData enc;
+	SwFormField		  *f;
+	StringInfoData	   enc;
 
 	if (t->nfields == st->maxfields)
 	{
@@ -1277,7 +1276,7 @@ static void
 body_string(SwBodyParse *st, const char *value, const char *part)
 {
 	SwTemplateText text;
-	SwBodyPiece *piece;
+	SwBodyPiece	  *piece;
 
 	compile_text(value, strlen(value), part, SW_ENC_JSON, &text);
 	if (!text_has_placeholder(&text))
@@ -1298,7 +1297,7 @@ static SW_JSON_ACTION
 body_scalar(void *state, char *token, JsonTokenType type)
 {
 	SwBodyParse *st = (SwBodyParse *) state;
-	char	   *part;
+	char		*part;
 
 	if (st->depth == 0)
 		not_an_object(st);
@@ -1321,9 +1320,9 @@ body_scalar(void *state, char *token, JsonTokenType type)
 static void
 compile_body(SwWebhookTemplate *t, const char *body_json)
 {
-	SwBodyParse st;
-	JsonSemAction sem;
-	JsonLexContext *lex;
+	SwBodyParse		   st;
+	JsonSemAction	   sem;
+	JsonLexContext	  *lex;
 	JsonParseErrorType rc;
 
 	memset(&st, 0, sizeof(st));
@@ -1354,11 +1353,13 @@ compile_body(SwWebhookTemplate *t, const char *body_json)
 	lex = make_lexer(body_json, strlen(body_json));
 	rc = pg_parse_json(lex, &sem);
 	if (rc != JSON_SUCCESS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("cannot parse webhook body %s", body_json),
-				 errdetail("%s", json_errdetail(rc, lex)),
-				 errhint("Write the body as a JSON object whose strings PostgreSQL can read as text.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("cannot parse webhook body %s", body_json),
+			 errdetail("%s", json_errdetail(rc, lex)),
+			 errhint(
+				 "Write the body as a JSON object whose strings PostgreSQL can read as text.")));
 	free_lexer(lex);
 	flush_pending(&st);
 	pfree(st.pending.data);
@@ -1371,8 +1372,7 @@ compile_body(SwWebhookTemplate *t, const char *body_json)
  */
 
 SwWebhookTemplate *
-sw_webhook_compile(const char *method, const char *url, Jsonb *headers,
-				   const char *body_json)
+sw_webhook_compile(const char *method, const char *url, Jsonb *headers, const char *body_json)
 {
 	SwWebhookTemplate *t = palloc0(sizeof(SwWebhookTemplate));
 
@@ -1418,7 +1418,7 @@ render_text(SwRender *r, StringInfo buf, const SwTemplateText *t, SwTextEncoding
 	for (int i = 0; i < t->nsegs; i++)
 	{
 		const SwSegment *seg = &t->segs[i];
-		JsonbValue	v;
+		JsonbValue		 v;
 
 		if (buf->len > r->limit)
 			return;
@@ -1434,7 +1434,7 @@ render_text(SwRender *r, StringInfo buf, const SwTemplateText *t, SwTextEncoding
 static void
 render_whole_value(SwRender *r, StringInfo buf, const SwSegment *seg)
 {
-	JsonbValue	v;
+	JsonbValue v;
 
 	if (lookup_value(r, seg, &v))
 		append_json_value(buf, &v);
@@ -1531,9 +1531,9 @@ append_event(StringInfo m, const SwContext *ctx)
 	appendStringInfoString(m, ",\"name\":");
 	append_json_cstring(m, ctx->event_name);
 	appendStringInfoString(m, ",\"occurred_at\":");
-	if (ctx->event_name != NULL)	/* as attrs.c: no event, no time */
+	if (ctx->event_name != NULL) /* as attrs.c: no event, no time */
 	{
-		char		ts[MAXDATELEN + 1];
+		char ts[MAXDATELEN + 1];
 
 		JsonEncodeDateTime(ts, TimestampTzGetDatum(ctx->event_occurred_at), TIMESTAMPTZOID, NULL);
 		append_json_cstring(m, ts);
@@ -1616,8 +1616,8 @@ render_url(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 	initStringInfo(&url);
 	render_text(r, &url, &t->url, SW_ENC_URL);
 	if (url.len > SW_MAX_URL_LEN)
-		return psprintf("rendered url \"%s\" is longer than %d bytes",
-						clipped(url.data, 64), SW_MAX_URL_LEN);
+		return psprintf("rendered url \"%s\" is longer than %d bytes", clipped(url.data, 64),
+						SW_MAX_URL_LEN);
 	out->url = url.data;
 	/* strchr finds the terminating NUL too: nothing after the scheme */
 	if (t->url_host_offset > 0 && strchr("/?#:", url.data[t->url_host_offset]) != NULL)
@@ -1634,8 +1634,8 @@ render_headers(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 	for (int i = 0; i < t->nheaders; i++)
 	{
 		const SwHeader *h = &t->headers[i];
-		StringInfoData line;
-		int			value_start;
+		StringInfoData	line;
+		int				value_start;
 
 		initStringInfo(&line);
 		appendStringInfo(&line, "%s: ", h->name);
@@ -1643,8 +1643,8 @@ render_headers(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 		r->limit = value_start + SW_MAX_HEADER_LEN;
 		render_text(r, &line, &h->value, SW_ENC_RAW);
 		if (line.len - value_start > SW_MAX_HEADER_LEN)
-			return psprintf("rendered value of header \"%s\" is longer than %d bytes",
-							h->name, SW_MAX_HEADER_LEN);
+			return psprintf("rendered value of header \"%s\" is longer than %d bytes", h->name,
+							SW_MAX_HEADER_LEN);
 		if (has_line_break(line.data + value_start, line.len - value_start))
 			return psprintf("rendered value of header \"%s\" contains CR, LF or NUL", h->name);
 		out->headers[out->nheaders++] = line.data;
@@ -1653,12 +1653,12 @@ render_headers(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 }
 
 char *
-sw_webhook_render(const SwWebhookTemplate *tmpl, const SwContext *ctx,
-				  int64 delivery_id, SwRenderedRequest *out)
+sw_webhook_render(const SwWebhookTemplate *tmpl, const SwContext *ctx, int64 delivery_id,
+				  SwRenderedRequest *out)
 {
-	SwRender	r;
+	SwRender	   r;
 	StringInfoData body;
-	char	   *err;
+	char		  *err;
 
 	memset(out, 0, sizeof(*out));
 	r.ctx = ctx;
@@ -1696,10 +1696,8 @@ static void
 require_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *hint)
 {
 	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name),
-				 errhint("%s", hint)));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s must not be null", name), errhint("%s", hint)));
 }
 
 /* Compile (method, url, headers, body) arguments; body may be NULL. */
@@ -1709,10 +1707,10 @@ compile_args(FunctionCallInfo fcinfo)
 	require_arg(fcinfo, 0, "webhook method", "Use POST or PUT.");
 	require_arg(fcinfo, 1, "webhook url", "Give an absolute https:// or http:// URL.");
 	require_arg(fcinfo, 2, "webhook headers",
-				"Give a JSON object with at least a Content-Type, such as {\"Content-Type\": \"application/json\"}.");
+				"Give a JSON object with at least a Content-Type, such as {\"Content-Type\": "
+				"\"application/json\"}.");
 	return sw_webhook_compile(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							  text_to_cstring(PG_GETARG_TEXT_PP(1)),
-							  PG_GETARG_JSONB_P(2),
+							  text_to_cstring(PG_GETARG_TEXT_PP(1)), PG_GETARG_JSONB_P(2),
 							  PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)));
 }
 
@@ -1728,7 +1726,7 @@ sw_check_webhook(PG_FUNCTION_ARGS)
 static Datum
 headers_array(const SwRenderedRequest *req)
 {
-	Datum	   *elems = palloc(Max(req->nheaders, 1) * sizeof(Datum));
+	Datum *elems = palloc(Max(req->nheaders, 1) * sizeof(Datum));
 
 	for (int i = 0; i < req->nheaders; i++)
 		elems[i] = CStringGetTextDatum(req->headers[i]);
@@ -1744,12 +1742,12 @@ Datum
 sw_render_sql(PG_FUNCTION_ARGS)
 {
 	SwWebhookTemplate *tmpl = compile_args(fcinfo);
-	TupleDesc	tupdesc;
-	SwContext	ctx;
-	SwRenderedRequest req;
-	Datum		values[5] = {0};
-	bool		nulls[5] = {true, true, true, true, true};
-	char	   *err;
+	TupleDesc		   tupdesc;
+	SwContext		   ctx;
+	SwRenderedRequest  req;
+	Datum			   values[5] = {0};
+	bool			   nulls[5] = {true, true, true, true, true};
+	char			  *err;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

@@ -17,11 +17,11 @@ typedef struct SwWebhookTemplate SwWebhookTemplate;
 /* A rendered request, ready to store in seriesweb.deliveries and send. */
 typedef struct SwRenderedRequest
 {
-	const char *method;			/* "POST" or "PUT" */
+	const char *method; /* "POST" or "PUT" */
 	char	   *url;
 	int			nheaders;
-	char	  **headers;		/* "Name: value" lines, in block order */
-	char	   *body;			/* NUL-terminated */
+	char	  **headers; /* "Name: value" lines, in block order */
+	char	   *body;	 /* NUL-terminated */
 	int			body_len;
 } SwRenderedRequest;
 
@@ -31,8 +31,8 @@ typedef struct SwRenderedRequest
  * hint.  body_json is the JSON text of the body, or NULL for the default
  * payload.  The result lives in CurrentMemoryContext.
  */
-extern SwWebhookTemplate *sw_webhook_compile(const char *method, const char *url,
-											 Jsonb *headers, const char *body_json);
+extern SwWebhookTemplate *sw_webhook_compile(const char *method, const char *url, Jsonb *headers,
+											 const char *body_json);
 
 /*
  * Render for one context.  Returns NULL and fills *out (allocated in
@@ -44,4 +44,4 @@ extern SwWebhookTemplate *sw_webhook_compile(const char *method, const char *url
 extern char *sw_webhook_render(const SwWebhookTemplate *tmpl, const SwContext *ctx,
 							   int64 delivery_id, SwRenderedRequest *out);
 
-#endif							/* SERIESWEB_RENDER_H */
+#endif /* SERIESWEB_RENDER_H */

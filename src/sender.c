@@ -29,23 +29,20 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-
 struct SwSender
 {
-	CURLM	   *multi;
-	int			in_flight;
-	bool		forget_connections; /* new connections only, until idle */
-	int			npool;
-	CURL	   *pool[64];		/* reset easy handles, ready for reuse */
+	CURLM *multi;
+	int	   in_flight;
+	bool   forget_connections; /* new connections only, until idle */
+	int	   npool;
+	CURL  *pool[64]; /* reset easy handles, ready for reuse */
 };
 
 static bool curl_initialised = false;
 
 /* ereport on a failed setup call; these fail only on bugs or no memory. */
-#define EASY_SETOPT(easy, opt, val) \
-	check_easy(curl_easy_setopt((easy), (opt), (val)), #opt)
-#define MULTI_SETOPT(multi, opt, val) \
-	check_multi(curl_multi_setopt((multi), (opt), (val)), #opt)
+#define EASY_SETOPT(easy, opt, val) check_easy(curl_easy_setopt((easy), (opt), (val)), #opt)
+#define MULTI_SETOPT(multi, opt, val) check_multi(curl_multi_setopt((multi), (opt), (val)), #opt)
 
 static void
 check_easy(CURLcode code, const char *what)
@@ -60,9 +57,9 @@ static void
 check_multi(CURLMcode code, const char *what)
 {
 	if (code != CURLM_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("seriesweb: libcurl multi failed in %s: %s", what, curl_multi_strerror(code))));
+		ereport(ERROR, (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+						errmsg("seriesweb: libcurl multi failed in %s: %s", what,
+							   curl_multi_strerror(code))));
 }
 
 static void
@@ -73,9 +70,8 @@ drop_connections_if_idle(SwSender *s)
 	curl_multi_cleanup(s->multi);
 	s->multi = curl_multi_init();
 	if (s->multi == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("seriesweb: could not create a libcurl multi handle")));
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("seriesweb: could not create a libcurl multi handle")));
 	sw_sender_configure(s);
 	s->forget_connections = false;
 }
@@ -83,24 +79,23 @@ drop_connections_if_idle(SwSender *s)
 SwSender *
 sw_sender_create(void)
 {
-	SwSender   *s;
+	SwSender *s;
 
 	if (!curl_initialised)
 	{
-		CURLcode	code = curl_global_init(CURL_GLOBAL_ALL);
+		CURLcode code = curl_global_init(CURL_GLOBAL_ALL);
 
 		if (code != CURLE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("seriesweb: could not initialise libcurl: %s", curl_easy_strerror(code))));
+			ereport(ERROR, (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+							errmsg("seriesweb: could not initialise libcurl: %s",
+								   curl_easy_strerror(code))));
 		curl_initialised = true;
 	}
 	s = palloc0(sizeof(SwSender));
 	s->multi = curl_multi_init();
 	if (s->multi == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("seriesweb: could not create a libcurl multi handle")));
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("seriesweb: could not create a libcurl multi handle")));
 	sw_sender_configure(s);
 	return s;
 }
@@ -147,8 +142,9 @@ write_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	SwTransfer *t = userdata;
 	size_t		n = size * nmemb;
-	size_t		room = sw_response_body_limit > t->response_body.len ?
-		sw_response_body_limit - t->response_body.len : 0;
+	size_t		room = sw_response_body_limit > t->response_body.len
+						   ? sw_response_body_limit - t->response_body.len
+						   : 0;
 
 	if (room > 0)
 		appendBinaryStringInfo(&t->response_body, data, Min(n, room));
@@ -158,9 +154,9 @@ write_body(char *data, size_t size, size_t nmemb, void *userdata)
 static int
 parse_retry_after(const char *value)
 {
-	char	   *end;
-	long		secs;
-	time_t		when;
+	char  *end;
+	long   secs;
+	time_t when;
 
 	while (*value == ' ' || *value == '\t')
 		value++;
@@ -190,8 +186,8 @@ read_header(char *data, size_t size, size_t nmemb, void *userdata)
 	}
 	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
 	{
-		char		value[64];
-		size_t		len = Min(n - 12, sizeof(value) - 1);
+		char   value[64];
+		size_t len = Min(n - 12, sizeof(value) - 1);
 
 		memcpy(value, data + 12, len);
 		value[len] = '\0';
@@ -207,15 +203,14 @@ read_header(char *data, size_t size, size_t nmemb, void *userdata)
 static CURL *
 get_easy(SwSender *s)
 {
-	CURL	   *easy;
+	CURL *easy;
 
 	if (s->npool > 0)
 		return s->pool[--s->npool];
 	easy = curl_easy_init();
 	if (easy == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("seriesweb: could not create a libcurl handle")));
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("seriesweb: could not create a libcurl handle")));
 	return easy;
 }
 
@@ -235,7 +230,7 @@ static struct curl_slist *
 request_headers(const SwTransfer *t)
 {
 	struct curl_slist *list = NULL;
-	bool		has_agent = false;
+	bool			   has_agent = false;
 
 	for (int i = 0; i < t->nheaders; i++)
 	{
@@ -292,8 +287,8 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 static void
 set_result(SwTransfer *t, CURLcode code)
 {
-	CURL	   *easy = t->easy;
-	curl_off_t	total_us = 0;
+	CURL	  *easy = t->easy;
+	curl_off_t total_us = 0;
 
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->status);
 	if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK)
@@ -307,12 +302,11 @@ set_result(SwTransfer *t, CURLcode code)
 		t->error = psprintf("%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
 	else if (t->status >= 300 && t->status < 400)
 	{
-		char	   *location = NULL;
+		char *location = NULL;
 
 		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
-		t->error = location ?
-			psprintf("HTTP %ld: redirect to %s not followed", t->status, location) :
-			psprintf("HTTP %ld: redirects are not followed", t->status);
+		t->error = location ? psprintf("HTTP %ld: redirect to %s not followed", t->status, location)
+							: psprintf("HTTP %ld: redirects are not followed", t->status);
 	}
 	else if (t->status < 200 || t->status >= 300)
 		t->error = psprintf("HTTP %ld", t->status);
@@ -338,7 +332,7 @@ finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg
 void
 sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 {
-	CURLMcode	mc;
+	CURLMcode mc;
 
 	t->status = 0;
 	t->error = NULL;
@@ -379,9 +373,9 @@ sw_sender_abort(SwSender *s, SwTransfer *t)
 static int
 collect_done(SwSender *s, SwDoneCallback done, void *arg)
 {
-	CURLMsg    *msg;
-	int			left;
-	int			n = 0;
+	CURLMsg *msg;
+	int		 left;
+	int		 n = 0;
 
 	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL)
 	{
@@ -399,8 +393,8 @@ collect_done(SwSender *s, SwDoneCallback done, void *arg)
 int
 sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg)
 {
-	int			running;
-	int			n;
+	int running;
+	int n;
 
 	check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
 	n = collect_done(s, done, arg);

@@ -31,33 +31,33 @@ typedef struct SwTransfer
 	/* request */
 	const char *method;
 	const char *url;
-	char	  **headers;		/* "Name: value" */
+	char	  **headers; /* "Name: value" */
 	int			nheaders;
 	const char *body;
 	int			body_len;
-	bool		keep_headers;	/* collect response headers (test_webhook) */
-	void	   *owner;			/* for the caller */
+	bool		keep_headers; /* collect response headers (test_webhook) */
+	void	   *owner;		  /* for the caller */
 
 	/* result, set when done */
-	long		status;			/* HTTP status, 0 if no response */
-	char	   *error;			/* NULL when a 2xx answer came */
-	int			retry_after_s;	/* Retry-After in seconds, -1 if absent */
-	StringInfoData response_body;	/* first seriesweb.response_body_limit bytes */
-	StringInfoData response_headers;	/* "Name: value\n" lines if kept */
-	TimestampTz started_at;
-	double		duration_ms;
+	long		   status;			 /* HTTP status, 0 if no response */
+	char		  *error;			 /* NULL when a 2xx answer came */
+	int			   retry_after_s;	 /* Retry-After in seconds, -1 if absent */
+	StringInfoData response_body;	 /* first seriesweb.response_body_limit bytes */
+	StringInfoData response_headers; /* "Name: value\n" lines if kept */
+	TimestampTz	   started_at;
+	double		   duration_ms;
 
 	/* sender's own */
-	void	   *easy;
+	void			  *easy;
 	struct curl_slist *slist;
-	char	   *errbuf;
-	char		guard_error[256];	/* why guard.c refused a connection, or "" */
+	char			  *errbuf;
+	char			   guard_error[256]; /* why guard.c refused a connection, or "" */
 } SwTransfer;
 
-typedef void (*SwDoneCallback) (SwTransfer *t, void *arg);
+typedef void (*SwDoneCallback)(SwTransfer *t, void *arg);
 
 extern SwSender *sw_sender_create(void);
-extern void sw_sender_destroy(SwSender *s);
+extern void		 sw_sender_destroy(SwSender *s);
 
 /* Apply reloaded settings (connection cache size). */
 extern void sw_sender_configure(SwSender *s);
@@ -72,12 +72,12 @@ extern void sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, voi
 extern void sw_sender_abort(SwSender *s, SwTransfer *t);
 
 /* Requests started and not yet done. */
-extern int	sw_sender_in_flight(SwSender *s);
+extern int sw_sender_in_flight(SwSender *s);
 
 /*
  * Move requests forward, waiting at most timeout_ms for network activity,
  * and call done for each finished one.  Returns how many finished.
  */
-extern int	sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg);
+extern int sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg);
 
-#endif							/* SERIESWEB_SENDER_H */
+#endif /* SERIESWEB_SENDER_H */

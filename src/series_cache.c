@@ -30,20 +30,20 @@
 #include "utils/rel.h"
 
 static SwCache *cache = NULL;
-static bool cache_valid = false;
-static Oid	watched_relids[3];
+static bool		cache_valid = false;
+static Oid		watched_relids[3];
 
 typedef struct BlockEntry
 {
-	int32		block_id;
-	SwBlock    *block;
+	int32	 block_id;
+	SwBlock *block;
 } BlockEntry;
 
 static void
 invalidate_cb(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == watched_relids[0] ||
-		relid == watched_relids[1] || relid == watched_relids[2])
+	if (relid == InvalidOid || relid == watched_relids[0] || relid == watched_relids[1] ||
+		relid == watched_relids[2])
 		cache_valid = false;
 }
 
@@ -62,7 +62,7 @@ sw_name_hash(const char *name)
 static HTAB *
 make_map(MemoryContext cxt, const char *what, Size keysize, Size entrysize)
 {
-	HASHCTL		ctl;
+	HASHCTL ctl;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = keysize;
@@ -87,8 +87,8 @@ cache_query(SwCache *c, const char *sql, const char *what)
 static char *
 text_col(HeapTuple tup, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -96,11 +96,12 @@ text_col(HeapTuple tup, TupleDesc desc, int col)
 static void
 load_relids(SwCache *c)
 {
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
+	HeapTuple tup;
+	TupleDesc desc;
+	bool	  isnull;
 
-	cache_query(c, "SELECT 'seriesweb.series'::regclass::oid, 'seriesweb.blocks'::regclass::oid, "
+	cache_query(c,
+				"SELECT 'seriesweb.series'::regclass::oid, 'seriesweb.blocks'::regclass::oid, "
 				"'seriesweb.connections'::regclass::oid, "
 				"pg_get_serial_sequence('seriesweb.deliveries', 'delivery_id')::regclass::oid",
 				"its own tables");
@@ -116,8 +117,8 @@ load_relids(SwCache *c)
 static SwBlock *
 compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
 {
-	SwBlock    *b = palloc0(sizeof(SwBlock));
-	bool		isnull;
+	SwBlock *b = palloc0(sizeof(SwBlock));
+	bool	 isnull;
 
 	b->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	b->series = series;
@@ -126,7 +127,7 @@ compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
 	b->is_entry = !b->is_webhook && DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 	if (b->is_webhook)
 	{
-		Datum		headers = SPI_getbinval(tup, desc, 10, &isnull);
+		Datum headers = SPI_getbinval(tup, desc, 10, &isnull);
 
 		b->tmpl = sw_webhook_compile(text_col(tup, desc, 8), text_col(tup, desc, 9),
 									 DatumGetJsonbP(headers), text_col(tup, desc, 11));
@@ -154,14 +155,16 @@ index_rule(HTAB *map, SwBlock *rule)
 static void
 load_blocks(SwCache *c)
 {
-	SwSeries   *series = NULL;
+	SwSeries *series = NULL;
 
-	cache_query(c, "SELECT b.block_id, b.series_id, s.name, b.kind = 'webhook', b.title, "
-				"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, "
-				"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id) "
-				"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
-				" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id",
-				"the live series");
+	cache_query(
+		c,
+		"SELECT b.block_id, b.series_id, s.name, b.kind = 'webhook', b.title, "
+		"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, "
+		"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id) "
+		"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
+		" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id",
+		"the live series");
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -169,7 +172,7 @@ load_blocks(SwCache *c)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		int32		series_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		SwBlock    *b;
+		SwBlock	   *b;
 		BlockEntry *entry;
 
 		if (series == NULL || series->series_id != series_id)
@@ -200,7 +203,8 @@ load_blocks(SwCache *c)
 static void
 load_connections(SwCache *c)
 {
-	cache_query(c, "SELECT c.from_block, c.to_block FROM seriesweb.connections c "
+	cache_query(c,
+				"SELECT c.from_block, c.to_block FROM seriesweb.connections c "
 				"  JOIN seriesweb.blocks b ON b.block_id = c.from_block "
 				"  JOIN seriesweb.series s ON s.series_id = b.series_id "
 				" WHERE s.state = 'live' ORDER BY c.from_block, c.to_block",
@@ -208,11 +212,13 @@ load_connections(SwCache *c)
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		bool		isnull;
-		int32		from = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		int32		to = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		SwBlock    *fb = sw_cache_block(c, from);
-		SwBlock    *tb = sw_cache_block(c, to);
+		bool  isnull;
+		int32 from =
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int32 to =
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		SwBlock *fb = sw_cache_block(c, from);
+		SwBlock *tb = sw_cache_block(c, to);
 
 		if (fb == NULL || tb == NULL)
 			continue;
@@ -226,11 +232,10 @@ load_connections(SwCache *c)
 static SwCache *
 build_cache(void)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurTransactionContext,
-											  "seriesweb series cache",
+	MemoryContext cxt = AllocSetContextCreate(CurTransactionContext, "seriesweb series cache",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	SwCache    *c = palloc0(sizeof(SwCache));
+	SwCache		 *c = palloc0(sizeof(SwCache));
 
 	c->cxt = cxt;
 	c->blocks = make_map(cxt, "seriesweb blocks", sizeof(int32), sizeof(BlockEntry));
@@ -246,7 +251,7 @@ build_cache(void)
 SwCache *
 sw_cache_get(void)
 {
-	SwCache    *fresh;
+	SwCache *fresh;
 
 	if (cache_valid && cache != NULL)
 		return cache;
@@ -293,9 +298,8 @@ sw_definitions_changed(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("seriesweb._definitions_changed() must be called as a trigger")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("seriesweb._definitions_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

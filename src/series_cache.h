@@ -20,42 +20,42 @@
 
 typedef struct SwSeries
 {
-	int32		series_id;
-	char	   *name;
-	int			nentry;			/* entry rules (rules with no block before) */
-	int32	   *entry_ids;
+	int32  series_id;
+	char  *name;
+	int	   nentry; /* entry rules (rules with no block before) */
+	int32 *entry_ids;
 } SwSeries;
 
 typedef struct SwBlock
 {
-	int32		block_id;
-	SwSeries   *series;
-	bool		is_webhook;
-	bool		is_entry;		/* a rule with no block before it */
-	char	   *title;
-	char	   *event_name;		/* rule: NULL matches any event */
-	SwFilter   *filter;			/* rule */
-	SwWebhookTemplate *tmpl;	/* webhook */
-	int			nnext;
-	struct SwBlock **next;
+	int32			   block_id;
+	SwSeries		  *series;
+	bool			   is_webhook;
+	bool			   is_entry; /* a rule with no block before it */
+	char			  *title;
+	char			  *event_name; /* rule: NULL matches any event */
+	SwFilter		  *filter;	   /* rule */
+	SwWebhookTemplate *tmpl;	   /* webhook */
+	int				   nnext;
+	struct SwBlock	 **next;
 } SwBlock;
 
 /* A list of rules sharing an event-name hash (names compared on use). */
 typedef struct SwRuleList
 {
-	uint32		hash;			/* hash key */
-	List	   *rules;			/* SwBlock * */
+	uint32 hash;  /* hash key */
+	List  *rules; /* SwBlock * */
 } SwRuleList;
 
 typedef struct SwCache
 {
 	MemoryContext cxt;
-	HTAB	   *blocks;			/* block_id -> SwBlock * (live series only) */
-	HTAB	   *entry_by_name;	/* name hash -> entry rules with that name */
-	List	   *entry_any;		/* entry rules with no event name */
-	HTAB	   *armed_by_name;	/* name hash -> non-entry rules with that name */
-	bool		armed_any;		/* some non-entry rule has no event name */
-	Oid			delivery_seq;	/* sequence of deliveries.delivery_id */
+	HTAB		 *blocks;		 /* block_id -> SwBlock * (live series only) */
+	HTAB		 *entry_by_name; /* name hash -> entry rules with that name */
+	List		 *entry_any;	 /* entry rules with no event name */
+	HTAB		 *armed_by_name; /* name hash -> non-entry rules with that name */
+	bool		  armed_any;	 /* some non-entry rule has no event name */
+	Oid			  delivery_seq;	 /* sequence of deliveries.delivery_id */
 } SwCache;
 
 /* The cache, rebuilt first if definitions changed.  Inside SPI_connect. */
@@ -65,7 +65,7 @@ extern SwCache *sw_cache_get(void);
 extern void sw_cache_register(void);
 
 extern SwBlock *sw_cache_block(SwCache *cache, int32 block_id);
-extern uint32 sw_name_hash(const char *name);
+extern uint32	sw_name_hash(const char *name);
 
 /*
  * Rules of map (entry_by_name or armed_by_name) whose event-name hash is
@@ -73,4 +73,4 @@ extern uint32 sw_name_hash(const char *name);
  */
 extern List *sw_cache_rules_hashed(HTAB *map, uint32 hash);
 
-#endif							/* SERIESWEB_SERIES_CACHE_H */
+#endif /* SERIESWEB_SERIES_CACHE_H */

@@ -25,7 +25,7 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 static void
 register_worker(void)

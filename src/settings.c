@@ -21,23 +21,23 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
-char	   *sw_database = NULL;
-int			sw_max_concurrency = 64;
-int			sw_timeout_ms = 10000;
-char	   *sw_allowed_networks = NULL;
-int			sw_response_body_limit = 8192;
-int			sw_max_body_size = 256 * 1024;
-int			sw_retention_s = 30 * 24 * 3600;
+char *sw_database = NULL;
+int	  sw_max_concurrency = 64;
+int	  sw_timeout_ms = 10000;
+char *sw_allowed_networks = NULL;
+int	  sw_response_body_limit = 8192;
+int	  sw_max_body_size = 256 * 1024;
+int	  sw_retention_s = 30 * 24 * 3600;
 
 static char *retry_delays_text = NULL;
-int			sw_retry_delay_count = 2;
-int			sw_retry_delays_ms[SW_MAX_RETRY_DELAYS] = {5000, 300000};
+int			 sw_retry_delay_count = 2;
+int			 sw_retry_delays_ms[SW_MAX_RETRY_DELAYS] = {5000, 300000};
 
 /* What the check hook parsed, handed to the assign hook. */
 typedef struct RetryDelays
 {
-	int			count;
-	int			ms[SW_MAX_RETRY_DELAYS];
+	int count;
+	int ms[SW_MAX_RETRY_DELAYS];
 } RetryDelays;
 
 /* The worker connects to it: an empty or too long name could never work. */
@@ -63,7 +63,8 @@ check_retry_delays(char **newval, void **extra, GucSource source)
 
 	if (!SplitIdentifierString(copy, ',', &items) || list_length(items) == 0)
 	{
-		GUC_check_errdetail("seriesweb.retry_delays must be a comma-separated list of durations, such as \"5s, 5min\".");
+		GUC_check_errdetail("seriesweb.retry_delays must be a comma-separated list of durations, "
+							"such as \"5s, 5min\".");
 		return false;
 	}
 	if (list_length(items) > SW_MAX_RETRY_DELAYS)
@@ -72,13 +73,13 @@ check_retry_delays(char **newval, void **extra, GucSource source)
 							list_length(items), SW_MAX_RETRY_DELAYS);
 		return false;
 	}
-	foreach(lc, items)
+	foreach (lc, items)
 	{
 		const char *hint = NULL;
 		int			ms;
 
-		if (!parse_int((const char *) lfirst(lc), &ms, GUC_UNIT_MS, &hint) ||
-			ms < 0 || ms > 24 * 3600 * 1000)
+		if (!parse_int((const char *) lfirst(lc), &ms, GUC_UNIT_MS, &hint) || ms < 0 ||
+			ms > 24 * 3600 * 1000)
 		{
 			GUC_check_errdetail("\"%s\" is not a duration between 0 and 1 day.",
 								(const char *) lfirst(lc));
@@ -113,7 +114,7 @@ assign_retry_delays(const char *newval, void *extra)
 int
 sw_retry_delay_ms(int failed_attempts)
 {
-	int			i = Max(failed_attempts, 1) - 1;
+	int i = Max(failed_attempts, 1) - 1;
 
 	return sw_retry_delays_ms[Min(i, sw_retry_delay_count - 1)];
 }
@@ -121,7 +122,7 @@ sw_retry_delay_ms(int failed_attempts)
 int
 sw_longest_retry_delay_ms(void)
 {
-	int			longest = 0;
+	int longest = 0;
 
 	for (int i = 0; i < sw_retry_delay_count; i++)
 		longest = Max(longest, sw_retry_delays_ms[i]);
@@ -133,45 +134,37 @@ sw_define_settings(void)
 {
 	/* A server-start setting can only be defined while preloading. */
 	if (process_shared_preload_libraries_in_progress)
-		DefineCustomStringVariable("seriesweb.database",
-								   "Database whose deliveries the seriesweb worker sends.",
-								   NULL, &sw_database, "postgres",
-								   PGC_POSTMASTER, 0, check_database, NULL, NULL);
-	DefineCustomIntVariable("seriesweb.max_concurrency",
-							"Webhook requests in flight at once.",
+		DefineCustomStringVariable(
+			"seriesweb.database", "Database whose deliveries the seriesweb worker sends.", NULL,
+			&sw_database, "postgres", PGC_POSTMASTER, 0, check_database, NULL, NULL);
+	DefineCustomIntVariable("seriesweb.max_concurrency", "Webhook requests in flight at once.",
 							"Each one may hold a connection (file descriptor) open.",
-							&sw_max_concurrency, 64, 1, 4096,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("seriesweb.timeout",
-							"Time limit of one webhook attempt.",
-							NULL, &sw_timeout_ms, 10000, 100, 10 * 60 * 1000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomStringVariable("seriesweb.retry_delays",
-							   "Waits before the second and later attempts of a delivery.",
-							   "A comma-separated list; the last entry repeats.",
-							   &retry_delays_text, "5s, 5min",
-							   PGC_SIGHUP, GUC_LIST_INPUT,
-							   check_retry_delays, assign_retry_delays, NULL);
-	DefineCustomStringVariable("seriesweb.allowed_networks",
-							   "Networks that webhooks may reach although private, loopback or link-local.",
-							   "A comma-separated list of CIDRs, such as 10.1.0.0/16.",
-							   &sw_allowed_networks, "",
-							   PGC_SIGHUP, GUC_LIST_INPUT,
-							   sw_guard_check_allowed_networks, sw_guard_assign_allowed_networks, NULL);
-	DefineCustomIntVariable("seriesweb.response_body_limit",
-							"How much of each response body is kept.",
-							NULL, &sw_response_body_limit, 8192, 0, 1024 * 1024,
-							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+							&sw_max_concurrency, 64, 1, 4096, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("seriesweb.timeout", "Time limit of one webhook attempt.", NULL,
+							&sw_timeout_ms, 10000, 100, 10 * 60 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"seriesweb.retry_delays", "Waits before the second and later attempts of a delivery.",
+		"A comma-separated list; the last entry repeats.", &retry_delays_text, "5s, 5min",
+		PGC_SIGHUP, GUC_LIST_INPUT, check_retry_delays, assign_retry_delays, NULL);
+	DefineCustomStringVariable(
+		"seriesweb.allowed_networks",
+		"Networks that webhooks may reach although private, loopback or link-local.",
+		"A comma-separated list of CIDRs, such as 10.1.0.0/16.", &sw_allowed_networks, "",
+		PGC_SIGHUP, GUC_LIST_INPUT, sw_guard_check_allowed_networks,
+		sw_guard_assign_allowed_networks, NULL);
+	DefineCustomIntVariable(
+		"seriesweb.response_body_limit", "How much of each response body is kept.", NULL,
+		&sw_response_body_limit, 8192, 0, 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	/* Up to max_concurrency bodies are in the worker's memory at once. */
 	DefineCustomIntVariable("seriesweb.max_body_size",
 							"Largest rendered webhook body; a delivery with a larger one fails.",
-							NULL, &sw_max_body_size, 256 * 1024, 1024, 16 * 1024 * 1024,
-							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+							NULL, &sw_max_body_size, 256 * 1024, 1024, 16 * 1024 * 1024, PGC_SIGHUP,
+							GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable("seriesweb.retention",
 							"Age after which finished deliveries and their attempts are purged.",
-							"Counts in the stats views are kept.",
-							&sw_retention_s, 30 * 24 * 3600, 60, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+							"Counts in the stats views are kept.", &sw_retention_s, 30 * 24 * 3600,
+							60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("seriesweb");
 #else

@@ -14,23 +14,23 @@
 #define SW_MAX_RETRY_DELAYS 8
 
 extern char *sw_database;
-extern int	sw_max_concurrency;
-extern int	sw_timeout_ms;
+extern int	 sw_max_concurrency;
+extern int	 sw_timeout_ms;
 extern char *sw_allowed_networks;
-extern int	sw_response_body_limit;
-extern int	sw_max_body_size;
-extern int	sw_retention_s;
+extern int	 sw_response_body_limit;
+extern int	 sw_max_body_size;
+extern int	 sw_retention_s;
 
 /* Parsed seriesweb.retry_delays, in milliseconds. */
-extern int	sw_retry_delay_count;
-extern int	sw_retry_delays_ms[SW_MAX_RETRY_DELAYS];
+extern int sw_retry_delay_count;
+extern int sw_retry_delays_ms[SW_MAX_RETRY_DELAYS];
 
 extern void sw_define_settings(void);
 
 /* Delay before attempt number (failed_attempts + 1), without jitter. */
-extern int	sw_retry_delay_ms(int failed_attempts);
+extern int sw_retry_delay_ms(int failed_attempts);
 
 /* The longest configured retry delay (caps Retry-After). */
-extern int	sw_longest_retry_delay_ms(void);
+extern int sw_longest_retry_delay_ms(void);
 
-#endif							/* SERIESWEB_SETTINGS_H */
+#endif /* SERIESWEB_SETTINGS_H */

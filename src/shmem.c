@@ -26,7 +26,7 @@
 
 #include <signal.h>
 
-SwShared   *sw_shared = NULL;
+SwShared *sw_shared = NULL;
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 #if PG_VERSION_NUM >= 150000
@@ -46,7 +46,7 @@ sw_shmem_request(void)
 static void
 sw_shmem_startup(void)
 {
-	bool		found;
+	bool found;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -136,8 +136,9 @@ sw_worker_status(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum("not loaded");
 		nulls[1] = nulls[3] = true;
 		values[2] = CStringGetTextDatum(sw_database ? sw_database : "postgres");
-		values[4] = CStringGetTextDatum("seriesweb is not in shared_preload_libraries: deliveries wait until it is "
-										"(add it to postgresql.conf and restart the server)");
+		values[4] = CStringGetTextDatum(
+			"seriesweb is not in shared_preload_libraries: deliveries wait until it is "
+			"(add it to postgresql.conf and restart the server)");
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 	}
 

@@ -19,19 +19,19 @@ typedef enum SwWorkerState
 {
 	SW_WORKER_NOT_STARTED = 0,
 	SW_WORKER_CONNECTING,
-	SW_WORKER_WAITING,			/* for CREATE EXTENSION in its database */
+	SW_WORKER_WAITING, /* for CREATE EXTENSION in its database */
 	SW_WORKER_RUNNING,
 	SW_WORKER_EXITED
 } SwWorkerState;
 
 typedef struct SwShared
 {
-	slock_t		mutex;			/* protects everything below */
-	Latch	   *latch;			/* the worker's latch, NULL when none */
-	pid_t		pid;
+	slock_t		  mutex; /* protects everything below */
+	Latch		 *latch; /* the worker's latch, NULL when none */
+	pid_t		  pid;
 	SwWorkerState state;
-	int			in_flight;
-	char		detail[256];
+	int			  in_flight;
+	char		  detail[256];
 } SwShared;
 
 /* NULL unless the library was loaded by shared_preload_libraries. */
@@ -41,4 +41,4 @@ extern void sw_shmem_init(void);
 extern void sw_shared_set_state(SwWorkerState state, const char *detail);
 extern void sw_shared_set_in_flight(int in_flight);
 
-#endif							/* SERIESWEB_SHMEM_H */
+#endif /* SERIESWEB_SHMEM_H */

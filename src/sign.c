@@ -54,51 +54,51 @@ secret_key(const char *secret, int *len)
 void
 sw_check_secret(const char *secret)
 {
-	int			len;
+	int len;
 
 	if (secret[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook secret must not be empty"),
-				 errhint("Use NULL for an unsigned webhook.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("webhook secret must not be empty"),
+						errhint("Use NULL for an unsigned webhook.")));
 	if (secret_key(secret, &len) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("webhook secret starts with \"whsec_\" but the rest is not valid base64"),
-				 errhint("Paste the secret exactly as the receiver gave it, or drop the prefix to use it as raw bytes.")));
+				 errhint("Paste the secret exactly as the receiver gave it, or drop the prefix to "
+						 "use it as raw bytes.")));
 	if (len < 16)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook secret is too short (%d bytes)", len),
-				 errhint("Use at least 16 bytes of key; Standard Webhooks secrets have 24 to 64.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("webhook secret is too short (%d bytes)", len),
+			 errhint("Use at least 16 bytes of key; Standard Webhooks secrets have 24 to 64.")));
 }
 
 #if PG_VERSION_NUM >= 140000
 static void
-hmac_sha256(const uint8 *key, int keylen, const char *const *parts, const int *lens,
-			int nparts, uint8 *out)
+hmac_sha256(const uint8 *key, int keylen, const char *const *parts, const int *lens, int nparts,
+			uint8 *out)
 {
 	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-	bool		ok = ctx != NULL && pg_hmac_init(ctx, key, keylen) == 0;
+	bool		 ok = ctx != NULL && pg_hmac_init(ctx, key, keylen) == 0;
 
 	for (int i = 0; ok && i < nparts; i++)
 		ok = pg_hmac_update(ctx, (const uint8 *) parts[i], lens[i]) == 0;
 	ok = ok && pg_hmac_final(ctx, out, SHA256_LEN) == 0;
 	pg_hmac_free(ctx);
 	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("seriesweb: could not compute an HMAC-SHA256 signature")));
+		ereport(ERROR, (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+						errmsg("seriesweb: could not compute an HMAC-SHA256 signature")));
 }
 #else
 /* PostgreSQL 13 has SHA-256 but no HMAC: RFC 2104 over pg_sha256. */
 static void
-hmac_sha256(const uint8 *key, int keylen, const char *const *parts, const int *lens,
-			int nparts, uint8 *out)
+hmac_sha256(const uint8 *key, int keylen, const char *const *parts, const int *lens, int nparts,
+			uint8 *out)
 {
-	uint8		block[PG_SHA256_BLOCK_LENGTH] = {0};
-	uint8		pad[PG_SHA256_BLOCK_LENGTH];
-	uint8		inner[SHA256_LEN];
+	uint8		  block[PG_SHA256_BLOCK_LENGTH] = {0};
+	uint8		  pad[PG_SHA256_BLOCK_LENGTH];
+	uint8		  inner[SHA256_LEN];
 	pg_sha256_ctx ctx;
 
 	if (keylen > PG_SHA256_BLOCK_LENGTH)
@@ -128,8 +128,8 @@ hmac_sha256(const uint8 *key, int keylen, const char *const *parts, const int *l
 #endif
 
 char *
-sw_signature(const char *secret, const char *msg_id, int64 timestamp,
-			 const char *body, int body_len)
+sw_signature(const char *secret, const char *msg_id, int64 timestamp, const char *body,
+			 int body_len)
 {
 	char		ts[32];
 	const char *parts[5];
@@ -165,14 +165,14 @@ char **
 sw_sign_headers(const char *secret, const char *msg_id, const char *body, int body_len,
 				char **headers, int *nheaders)
 {
-	int64		now = (int64) time(NULL);
-	char	  **out = palloc(sizeof(char *) * (*nheaders + 3));
+	int64  now = (int64) time(NULL);
+	char **out = palloc(sizeof(char *) * (*nheaders + 3));
 
 	memcpy(out, headers, sizeof(char *) * *nheaders);
 	out[(*nheaders)++] = psprintf("webhook-id: %s", msg_id);
 	out[(*nheaders)++] = psprintf("webhook-timestamp: " INT64_FORMAT, now);
-	out[(*nheaders)++] = psprintf("webhook-signature: %s",
-								  sw_signature(secret, msg_id, now, body, body_len));
+	out[(*nheaders)++] =
+		psprintf("webhook-signature: %s", sw_signature(secret, msg_id, now, body, body_len));
 	return out;
 }
 
@@ -189,11 +189,11 @@ PG_FUNCTION_INFO_V1(sw_signature_sql);
 Datum
 sw_signature_sql(PG_FUNCTION_ARGS)
 {
-	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *msg_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	int64		timestamp = PG_GETARG_INT64(2);
-	text	   *body = PG_GETARG_TEXT_PP(3);
+	char *secret = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char *msg_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int64 timestamp = PG_GETARG_INT64(2);
+	text *body = PG_GETARG_TEXT_PP(3);
 
-	PG_RETURN_TEXT_P(cstring_to_text(sw_signature(secret, msg_id, timestamp,
-												  VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body))));
+	PG_RETURN_TEXT_P(cstring_to_text(
+		sw_signature(secret, msg_id, timestamp, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body))));
 }

@@ -37,8 +37,8 @@
 typedef struct TestRequest
 {
 	SwRenderedRequest req;
-	char	  **headers;
-	int			nheaders;
+	char			**headers;
+	int				  nheaders;
 } TestRequest;
 
 static char *
@@ -50,8 +50,8 @@ col_text(HeapTuple tup, TupleDesc desc, int col)
 static Jsonb *
 col_jsonb(HeapTuple tup, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
@@ -65,7 +65,7 @@ list_users(uint64 n)
 	initStringInfo(&buf);
 	for (uint64 i = 0; i < n; i++)
 	{
-		char	   *email = col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		char *email = col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
 		appendStringInfo(&buf, "%s%s (%s)", i ? ", " : "",
 						 col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
@@ -77,9 +77,9 @@ list_users(uint64 n)
 static void
 user_not_found(const char *test_user)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(test_user)};
-	uint64		n;
+	Oid	   argtypes[1] = {TEXTOID};
+	Datum  args[1] = {CStringGetTextDatum(test_user)};
+	uint64 n;
 
 	SPI_execute_with_args("SELECT user_id, email FROM seriesweb.users "
 						  " WHERE strpos(lower(user_id), lower($1)) > 0 "
@@ -92,7 +92,7 @@ user_not_found(const char *test_user)
 			(errcode(ERRCODE_NO_DATA_FOUND),
 			 errmsg("no user has the id, email or name \"%s\"", test_user),
 			 n > 0 ? errdetail("Users whose id, email or name contain it: %s.", list_users(n))
-			 : errdetail("No user's id, email or name contains it either."),
+				   : errdetail("No user's id, email or name contains it either."),
 			 errhint("Pass the user_id, email or exact name of an existing seriesweb.users row.")));
 }
 
@@ -100,10 +100,10 @@ user_not_found(const char *test_user)
 static void
 load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(test_user)};
-	HeapTuple	tup;
-	TupleDesc	desc;
+	Oid		  argtypes[1] = {TEXTOID};
+	Datum	  args[1] = {CStringGetTextDatum(test_user)};
+	HeapTuple tup;
+	TupleDesc desc;
 
 	if (SPI_execute_with_args("SELECT u.user_id, u.email, u.name, u.attributes, "
 							  "       u.company_id, c.name, c.attributes "
@@ -119,8 +119,7 @@ load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 		ereport(ERROR,
 				(errcode(ERRCODE_CARDINALITY_VIOLATION),
 				 errmsg("test user \"%s\" is ambiguous: %s%llu users match", test_user,
-						SPI_processed == 5 ? "at least " : "",
-						(unsigned long long) SPI_processed),
+						SPI_processed == 5 ? "at least " : "", (unsigned long long) SPI_processed),
 				 errdetail("Matching users: %s.", list_users(SPI_processed)),
 				 errhint("Pass the user_id.")));
 
@@ -144,37 +143,36 @@ load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 static void
 prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(block_id)};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	SwContext	ctx;
+	MemoryContext	   caller = CurrentMemoryContext;
+	Oid				   argtypes[1] = {INT4OID};
+	Datum			   args[1] = {Int32GetDatum(block_id)};
+	HeapTuple		   tup;
+	TupleDesc		   desc;
+	SwContext		   ctx;
 	SwWebhookTemplate *tmpl;
-	bool		isnull;
-	char	   *secret;
-	char	   *error;
-	bool		has_agent = false;
+	bool			   isnull;
+	char			  *secret;
+	char			  *error;
+	bool			   has_agent = false;
 
 	memset(&ctx, 0, sizeof(ctx));
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT b.kind, b.title, b.method, b.url, b.headers, b.body::text, "
-							  "       b.secret, s.series_id, s.name "
-							  "  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
-							  " WHERE b.block_id = $1",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(
+			"SELECT b.kind, b.title, b.method, b.url, b.headers, b.body::text, "
+			"       b.secret, s.series_id, s.name "
+			"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
+			" WHERE b.block_id = $1",
+			1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "seriesweb: could not read block %d", block_id);
 	if (SPI_processed == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("block %d does not exist", block_id)));
+				(errcode(ERRCODE_NO_DATA_FOUND), errmsg("block %d does not exist", block_id)));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	if (strcmp(col_text(tup, desc, 1), "webhook") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("block %d is a rule, not a webhook", block_id),
-				 errhint("Test the webhook block that follows it.")));
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("block %d is a rule, not a webhook", block_id),
+						errhint("Test the webhook block that follows it.")));
 
 	MemoryContextSwitchTo(caller);
 	ctx.block_id = block_id;
@@ -190,9 +188,9 @@ prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
 	memset(&tr->req, 0, sizeof(tr->req));
 	error = sw_webhook_render(tmpl, &ctx, 0, &tr->req);
 	if (error)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("webhook block %d cannot be sent to user \"%s\": %s", block_id, ctx.user_id, error)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("webhook block %d cannot be sent to user \"%s\": %s", block_id,
+							   ctx.user_id, error)));
 
 	tr->nheaders = tr->req.nheaders;
 	tr->headers = palloc(sizeof(char *) * (tr->nheaders + 1));
@@ -203,10 +201,10 @@ prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
 		tr->headers[tr->nheaders++] = "User-Agent: " SW_USER_AGENT;
 	if (secret)
 	{
-		char	   *msg_id = psprintf("msg_test_%llx", (unsigned long long) GetCurrentTimestamp());
+		char *msg_id = psprintf("msg_test_%llx", (unsigned long long) GetCurrentTimestamp());
 
-		tr->headers = sw_sign_headers(secret, msg_id, tr->req.body, tr->req.body_len,
-									  tr->headers, &tr->nheaders);
+		tr->headers = sw_sign_headers(secret, msg_id, tr->req.body, tr->req.body_len, tr->headers,
+									  &tr->nheaders);
 	}
 	SPI_finish();
 }
@@ -216,7 +214,7 @@ static Datum
 headers_jsonb(char **lines, int n)
 {
 	JsonbParseState *state = NULL;
-	JsonbValue	v;
+	JsonbValue		 v;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < n; i++)
@@ -247,9 +245,9 @@ static void
 check_args(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s needs a block id and a test user", get_func_name(fcinfo->flinfo->fn_oid))));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s needs a block id and a test user",
+							   get_func_name(fcinfo->flinfo->fn_oid))));
 }
 
 PG_FUNCTION_INFO_V1(sw_preview);
@@ -283,8 +281,8 @@ test_done(SwTransfer *t, void *arg)
 static void
 send_and_wait(SwTransfer *t)
 {
-	SwSender   *sender = sw_sender_create();
-	bool		done = false;
+	SwSender *sender = sw_sender_create();
+	bool	  done = false;
 
 	PG_TRY();
 	{
@@ -308,9 +306,9 @@ send_and_wait(SwTransfer *t)
 static Datum
 response_headers(SwTransfer *t)
 {
-	char	  **lines = palloc(sizeof(char *) * (t->response_headers.len / 2 + 1));
-	int			n = 0;
-	char	   *save;
+	char **lines = palloc(sizeof(char *) * (t->response_headers.len / 2 + 1));
+	int	   n = 0;
+	char  *save;
 
 	for (char *line = strtok_r(t->response_headers.data, "\r\n", &save); line;
 		 line = strtok_r(NULL, "\r\n", &save))

@@ -33,12 +33,12 @@
 #define KNOWN_USERS_MAX 65536
 
 static MemoryContext known_cxt = NULL;
-static HTAB *known = NULL;
-static Oid	users_relid = InvalidOid;
+static HTAB			*known = NULL;
+static Oid			 users_relid = InvalidOid;
 
 /* Ids this transaction ensured: known within it, and to all once it commits. */
 static MemoryContext pending_cxt = NULL;
-static HTAB *pending = NULL;
+static HTAB			*pending = NULL;
 
 static uint32
 text_key_hash(const void *key, Size keysize)
@@ -55,13 +55,15 @@ text_key_match(const void *a, const void *b, Size keysize)
 	const text *y = *(text *const *) b;
 
 	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
-		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0 ? 0 : 1;
+				   memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0
+			   ? 0
+			   : 1;
 }
 
 HTAB *
 sw_text_set_create(const char *name, MemoryContext cxt)
 {
-	HASHCTL		ctl;
+	HASHCTL ctl;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(text *);
@@ -110,7 +112,7 @@ static void
 users_xact_cb(XactEvent event, void *arg)
 {
 	HASH_SEQ_STATUS seq;
-	text	  **id;
+	text		  **id;
 
 	if (pending == NULL)
 		return;
@@ -122,7 +124,7 @@ users_xact_cb(XactEvent event, void *arg)
 		while ((id = hash_seq_search(&seq)) != NULL)
 		{
 			MemoryContext old = MemoryContextSwitchTo(known_cxt);
-			text	   *copy = (text *) pg_detoast_datum_copy((struct varlena *) *id);
+			text		 *copy = (text *) pg_detoast_datum_copy((struct varlena *) *id);
 
 			MemoryContextSwitchTo(old);
 			hash_search(known, &copy, HASH_ENTER, NULL);
@@ -136,8 +138,8 @@ users_xact_cb(XactEvent event, void *arg)
 }
 
 static void
-users_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
+users_subxact_cb(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
+				 void *arg)
 {
 	/* Which ids the savepoint created is not tracked: forget them all. */
 	if (event == SUBXACT_EVENT_ABORT_SUB)
@@ -158,21 +160,21 @@ sw_user_known(const text *user_id)
 	if (known == NULL)
 	{
 		/* First use, inside a transaction: learn which table to watch. */
-		Oid			nsp = get_namespace_oid("seriesweb", false);
+		Oid nsp = get_namespace_oid("seriesweb", false);
 
 		users_relid = get_relname_relid("users", nsp);
 		reset_known();
 	}
 	return hash_search(known, &user_id, HASH_FIND, NULL) != NULL ||
-		(pending != NULL && hash_search(pending, &user_id, HASH_FIND, NULL) != NULL);
+		   (pending != NULL && hash_search(pending, &user_id, HASH_FIND, NULL) != NULL);
 }
 
 void
 sw_user_ensured(const text *user_id)
 {
 	MemoryContext old;
-	text	   *copy;
-	bool		found;
+	text		 *copy;
+	bool		  found;
 
 	if (pending == NULL)
 	{
@@ -194,9 +196,8 @@ sw_users_changed(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("seriesweb._users_changed() must be called as a trigger")));
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("seriesweb._users_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

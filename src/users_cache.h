@@ -25,4 +25,4 @@ extern bool sw_user_known(const text *user_id);
 /* This transaction made sure the user exists: known once it commits. */
 extern void sw_user_ensured(const text *user_id);
 
-#endif							/* SERIESWEB_USERS_CACHE_H */
+#endif /* SERIESWEB_USERS_CACHE_H */

@@ -27,7 +27,7 @@ static bool wake_pending = false;
 void
 sw_wake_now(void)
 {
-	Latch	   *latch;
+	Latch *latch;
 
 	if (sw_shared == NULL)
 		return;

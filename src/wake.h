@@ -17,4 +17,4 @@ extern void sw_wake_at_commit(void);
 /* Wake it now (for work that is already committed). */
 extern void sw_wake_now(void);
 
-#endif							/* SERIESWEB_WAKE_H */
+#endif /* SERIESWEB_WAKE_H */

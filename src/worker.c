@@ -65,50 +65,50 @@
 typedef struct Batch
 {
 	MemoryContext cxt;
-	int			unrecorded;
+	int			  unrecorded;
 } Batch;
 
 typedef struct Job
 {
-	SwTransfer	transfer;		/* first: the sender hands it back */
-	SwClaimed	claimed;
-	Batch	   *batch;
-	uint32		host;			/* hash of the URL's scheme, host and port */
-	dlist_node	node;			/* in the ready list until started */
+	SwTransfer transfer; /* first: the sender hands it back */
+	SwClaimed  claimed;
+	Batch	  *batch;
+	uint32	   host; /* hash of the URL's scheme, host and port */
+	dlist_node node; /* in the ready list until started */
 } Job;
 
 /* Per destination: slots in use, deliveries waiting, typical duration. */
 typedef struct Host
 {
-	uint32		host;			/* hash key */
-	int			in_flight;
-	int			waiting;
-	int			seen;			/* scratch for release_backlog */
-	double		avg_ms;
+	uint32 host; /* hash key */
+	int	   in_flight;
+	int	   waiting;
+	int	   seen; /* scratch for release_backlog */
+	double avg_ms;
 } Host;
 
 typedef struct WorkerState
 {
-	SwSender   *sender;
-	ResourceOwner owner;		/* for work done between transactions */
+	SwSender	 *sender;
+	ResourceOwner owner; /* for work done between transactions */
 	MemoryContext loop_cxt;
-	SwClaimed  *claim_buf;		/* claim_cap entries */
-	int			claim_cap;
-	dlist_head	ready;			/* claimed, waiting for a slot */
-	int			nready;
-	HTAB	   *hosts;
-	int64	   *release_ids;	/* deliveries handed back to the queue */
-	int		   *release_ms;
-	int			nrelease;
-	SwOutcome  *outcomes;		/* outcome_cap entries */
-	Job		  **outcome_jobs;
-	int			outcome_cap;
-	int			noutcomes;
-	TimestampTz first_outcome_at;
-	TimestampTz next_due;
-	TimestampTz last_fold;
-	TimestampTz last_purge;
-	bool		counts_dirty;
+	SwClaimed	 *claim_buf; /* claim_cap entries */
+	int			  claim_cap;
+	dlist_head	  ready; /* claimed, waiting for a slot */
+	int			  nready;
+	HTAB		 *hosts;
+	int64		 *release_ids; /* deliveries handed back to the queue */
+	int			 *release_ms;
+	int			  nrelease;
+	SwOutcome	 *outcomes; /* outcome_cap entries */
+	Job			**outcome_jobs;
+	int			  outcome_cap;
+	int			  noutcomes;
+	TimestampTz	  first_outcome_at;
+	TimestampTz	  next_due;
+	TimestampTz	  last_fold;
+	TimestampTz	  last_purge;
+	bool		  counts_dirty;
 } WorkerState;
 
 PGDLLEXPORT void sw_worker_main(Datum arg);
@@ -125,8 +125,8 @@ ms_until(TimestampTz when, TimestampTz now)
 static void
 wait_for_latch(long timeout_ms)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 timeout_ms, PG_WAIT_EXTENSION);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
+					 PG_WAIT_EXTENSION);
 }
 
 static void
@@ -135,7 +135,7 @@ handle_signals(WorkerState *w)
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
 	{
-		char	   *networks = pstrdup(sw_allowed_networks);
+		char *networks = pstrdup(sw_allowed_networks);
 
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
@@ -153,7 +153,7 @@ handle_signals(WorkerState *w)
 static bool
 extension_exists(void)
 {
-	bool		exists;
+	bool exists;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -166,10 +166,11 @@ extension_exists(void)
 static void
 wait_for_extension(void)
 {
-	char		detail[256];
+	char detail[256];
 
 	snprintf(detail, sizeof(detail),
-			 "extension seriesweb does not exist in database \"%s\": run CREATE EXTENSION seriesweb there",
+			 "extension seriesweb does not exist in database \"%s\": run CREATE EXTENSION "
+			 "seriesweb there",
 			 sw_database);
 	while (!extension_exists())
 	{
@@ -199,8 +200,8 @@ static void
 judge(const Job *job, SwOutcome *o)
 {
 	const SwTransfer *t = &job->transfer;
-	const SwClaimed *c = &job->claimed;
-	long		delay_ms;
+	const SwClaimed	 *c = &job->claimed;
+	long			  delay_ms;
 
 	o->delivery_id = c->delivery_id;
 	o->attempt = c->attempts + 1;
@@ -231,9 +232,9 @@ static void
 on_done(SwTransfer *t, void *arg)
 {
 	WorkerState *w = arg;
-	Job		   *job = (Job *) t;
+	Job			*job = (Job *) t;
 
-	Host	   *host = hash_search(w->hosts, &job->host, HASH_FIND, NULL);
+	Host *host = hash_search(w->hosts, &job->host, HASH_FIND, NULL);
 
 	host->in_flight--;
 	host->avg_ms = host->avg_ms * 0.8 + t->duration_ms * 0.2;
@@ -251,7 +252,7 @@ on_done(SwTransfer *t, void *arg)
 static void
 job_finished(Job *job)
 {
-	Batch	   *b = job->batch;
+	Batch *b = job->batch;
 
 	if (--b->unrecorded == 0)
 		MemoryContextDelete(b->cxt);
@@ -286,8 +287,8 @@ host_of(const char *url)
 static Host *
 get_host(WorkerState *w, uint32 key)
 {
-	bool		found;
-	Host	   *h = hash_search(w->hosts, &key, HASH_ENTER, &found);
+	bool  found;
+	Host *h = hash_search(w->hosts, &key, HASH_ENTER, &found);
 
 	if (!found)
 	{
@@ -310,7 +311,7 @@ host_slots(void)
 static void
 start_job(WorkerState *w, Job *job)
 {
-	SwClaimed  *c = &job->claimed;
+	SwClaimed *c = &job->claimed;
 
 	job->transfer.method = c->method;
 	job->transfer.url = c->url;
@@ -336,12 +337,12 @@ static void
 start_ready(WorkerState *w)
 {
 	dlist_mutable_iter it;
-	int			per_host = host_slots();
+	int				   per_host = host_slots();
 
 	dlist_foreach_modify(it, &w->ready)
 	{
-		Job		   *job = dlist_container(Job, node, it.cur);
-		Host	   *host;
+		Job	 *job = dlist_container(Job, node, it.cur);
+		Host *host;
 
 		if (sw_sender_in_flight(w->sender) >= sw_max_concurrency)
 			break;
@@ -370,9 +371,9 @@ static void
 release_backlog(WorkerState *w)
 {
 	dlist_mutable_iter it;
-	int			per_host = host_slots();
-	HASH_SEQ_STATUS seq;
-	Host	   *h;
+	int				   per_host = host_slots();
+	HASH_SEQ_STATUS	   seq;
+	Host			  *h;
 
 	hash_seq_init(&seq, w->hosts);
 	while ((h = hash_seq_search(&seq)) != NULL)
@@ -380,8 +381,8 @@ release_backlog(WorkerState *w)
 	/* Keep the oldest per_host of each destination, hand back the rest. */
 	dlist_foreach_modify(it, &w->ready)
 	{
-		Job		   *job = dlist_container(Job, node, it.cur);
-		Host	   *host = get_host(w, job->host);
+		Job	 *job = dlist_container(Job, node, it.cur);
+		Host *host = get_host(w, job->host);
 
 		if (++host->seen <= per_host)
 			continue;
@@ -403,8 +404,8 @@ release_backlog(WorkerState *w)
 static void
 ensure_buffers(WorkerState *w)
 {
-	int			claim = Max(2 * sw_max_concurrency, 256);
-	int			outcomes = sw_max_concurrency + RECORD_BATCH;
+	int claim = Max(2 * sw_max_concurrency, 256);
+	int outcomes = sw_max_concurrency + RECORD_BATCH;
 
 	if (w->claim_cap == claim && w->outcome_cap >= outcomes)
 		return;
@@ -440,10 +441,10 @@ ensure_buffers(WorkerState *w)
 static void
 claim(WorkerState *w, TimestampTz now)
 {
-	Batch	   *batch;
+	Batch		 *batch;
 	MemoryContext cxt;
-	int			want = w->claim_cap - w->nready - sw_sender_in_flight(w->sender);
-	int			n;
+	int			  want = w->claim_cap - w->nready - sw_sender_in_flight(w->sender);
+	int			  n;
 
 	if (want <= 0 || w->nready >= w->claim_cap)
 		return;
@@ -466,7 +467,7 @@ claim(WorkerState *w, TimestampTz now)
 	batch->unrecorded = n;
 	for (int i = 0; i < n; i++)
 	{
-		Job		   *job = palloc0(sizeof(Job));
+		Job *job = palloc0(sizeof(Job));
 
 		job->claimed = w->claim_buf[i];
 		job->batch = batch;
@@ -482,7 +483,8 @@ claim(WorkerState *w, TimestampTz now)
 static void
 housekeeping(WorkerState *w, TimestampTz now)
 {
-	if (w->counts_dirty && ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0)
+	if (w->counts_dirty &&
+		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0)
 	{
 		sw_queue_fold_counts();
 		w->last_fold = now;
@@ -490,12 +492,12 @@ housekeeping(WorkerState *w, TimestampTz now)
 	}
 	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0)
 	{
-		int64		purged = sw_queue_purge(sw_retention_s);
+		int64 purged = sw_queue_purge(sw_retention_s);
 
 		if (purged > 0)
-			ereport(LOG,
-					(errmsg("seriesweb: purged %lld deliveries finished more than %d seconds ago (seriesweb.retention)",
-							(long long) purged, sw_retention_s)));
+			ereport(LOG, (errmsg("seriesweb: purged %lld deliveries finished more than %d seconds "
+								 "ago (seriesweb.retention)",
+								 (long long) purged, sw_retention_s)));
 		w->last_purge = now;
 	}
 }
@@ -506,7 +508,7 @@ should_record(WorkerState *w, TimestampTz now)
 	if (w->noutcomes == 0)
 		return false;
 	return w->noutcomes >= RECORD_BATCH || sw_sender_in_flight(w->sender) == 0 ||
-		ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS), now) == 0;
+		   ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS), now) == 0;
 }
 
 static void
@@ -553,7 +555,7 @@ worker_loop(WorkerState *w)
 
 		if (sw_sender_in_flight(w->sender) == 0 && w->noutcomes == 0 && w->nready == 0)
 		{
-			long		timeout = ms_until(w->next_due, now);
+			long timeout = ms_until(w->next_due, now);
 
 			timeout = Min(timeout, FOLD_EVERY_MS);
 			if (timeout > 0)
@@ -573,7 +575,8 @@ sw_worker_main(Datum arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	sw_shared_set_state(SW_WORKER_CONNECTING, psprintf("connecting to database \"%s\"", sw_database));
+	sw_shared_set_state(SW_WORKER_CONNECTING,
+						psprintf("connecting to database \"%s\"", sw_database));
 	BackgroundWorkerInitializeConnection(sw_database, NULL, 0);
 	pgstat_report_appname("seriesweb worker");
 
@@ -581,19 +584,20 @@ sw_worker_main(Datum arg)
 	sw_queue_recover();
 
 	memset(&w, 0, sizeof(w));
-	w.loop_cxt = AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
+	w.loop_cxt =
+		AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(w.loop_cxt);
 	w.sender = sw_sender_create();
 	dlist_init(&w.ready);
 	{
-		HASHCTL		ctl;
+		HASHCTL ctl;
 
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(uint32);
 		ctl.entrysize = sizeof(Host);
 		ctl.hcxt = w.loop_cxt;
-		w.hosts = hash_create("seriesweb destinations", 64, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		w.hosts =
+			hash_create("seriesweb destinations", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
 	w.last_fold = w.last_purge = GetCurrentTimestamp();
