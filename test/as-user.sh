@@ -16,6 +16,8 @@ shift 2
 # Anything after the target (VAR=value) goes to make as well.
 src=$(pwd)
 make_args="--no-print-directory ${PG_CONFIG:+PG_CONFIG=$PG_CONFIG} ${PROVE_TESTS:+PROVE_TESTS=$PROVE_TESTS}"
+# make test SANITIZE=1: the suites run against a sanitized build (test/sanitize/).
+make_args="$make_args ${SANITIZE:+SANITIZE=$SANITIZE}"
 
 if [ "$(id -u)" -ne 0 ]; then
 	if ! make -s $make_args install >/dev/null 2>&1; then
