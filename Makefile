@@ -80,7 +80,7 @@ fuzz:
 		FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_TARGETS='$(FUZZ_TARGETS)'
 
 fuzz-unprivileged:
-	@$(MAKE) --no-print-directory -C test/fuzz run PG_CONFIG='$(PG_CONFIG)'
+	@$(MAKE) -s --no-print-directory -C test/fuzz run PG_CONFIG='$(PG_CONFIG)'
 
 # Everything below runs as an unprivileged user with the extension installed.
 # With SANITIZE=1 (`make test SANITIZE=1`), the same suites run against an

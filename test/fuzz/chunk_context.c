@@ -32,18 +32,17 @@
 /* Before each chunk; context must be last (GetMemoryChunkContext reads it). */
 typedef struct ChunkHeader
 {
-	dlist_node	node;
-	Size		size;
+	dlist_node	  node;
+	Size		  size;
 	MemoryContext context;
 } ChunkHeader;
 
-StaticAssertDecl(sizeof(ChunkHeader) % MAXIMUM_ALIGNOF == 0,
-				 "chunks must stay MAXALIGNed");
+StaticAssertDecl(sizeof(ChunkHeader) % MAXIMUM_ALIGNOF == 0, "chunks must stay MAXALIGNed");
 
 typedef struct ChunkContext
 {
 	MemoryContextData header;
-	dlist_head	chunks;
+	dlist_head		  chunks;
 } ChunkContext;
 
 #define CHUNK_HEADER(pointer) (((ChunkHeader *) (pointer)) - 1)
@@ -54,7 +53,7 @@ chunk_alloc(MemoryContext context, Size size)
 	ChunkHeader *h = malloc(sizeof(ChunkHeader) + size);
 
 	if (h == NULL)
-		return NULL;			/* palloc reports out of memory */
+		return NULL; /* palloc reports out of memory */
 	h->size = size;
 	h->context = context;
 	dlist_push_tail(&((ChunkContext *) context)->chunks, &h->node);
@@ -75,7 +74,7 @@ static void *
 chunk_realloc(MemoryContext context, void *pointer, Size size)
 {
 	ChunkHeader *old = CHUNK_HEADER(pointer);
-	void	   *moved = chunk_alloc(context, size);
+	void		*moved = chunk_alloc(context, size);
 
 	if (moved == NULL)
 		return NULL;
@@ -119,9 +118,9 @@ static void
 chunk_stats(MemoryContext context, MemoryStatsPrintFunc printfunc, void *passthru,
 			MemoryContextCounters *totals, bool print_to_stderr)
 {
-	dlist_iter	iter;
-	Size		used = 0;
-	Size		nchunks = 0;
+	dlist_iter iter;
+	Size	   used = 0;
+	Size	   nchunks = 0;
 
 	dlist_foreach(iter, &((ChunkContext *) context)->chunks)
 	{
@@ -129,8 +128,7 @@ chunk_stats(MemoryContext context, MemoryStatsPrintFunc printfunc, void *passthr
 		nchunks++;
 	}
 	if (printfunc)
-		printfunc(context, passthru,
-				  psprintf("%zu bytes in %zu malloc'd chunks", used, nchunks),
+		printfunc(context, passthru, psprintf("%zu bytes in %zu malloc'd chunks", used, nchunks),
 				  print_to_stderr);
 	if (totals)
 	{
@@ -167,16 +165,14 @@ sw_fuzz_chunk_context_create(MemoryContext parent, const char *name)
 	ChunkContext *c = malloc(sizeof(ChunkContext));
 
 	if (c == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	dlist_init(&c->chunks);
 	/* The tag only has to pass MemoryContextIsValid; the methods do the work. */
 	MemoryContextCreate((MemoryContext) c, T_AllocSetContext, &chunk_methods, parent, name);
 	return (MemoryContext) c;
 }
 
-#else							/* PG_VERSION_NUM >= 160000 */
+#else /* PG_VERSION_NUM >= 160000 */
 
 MemoryContext
 sw_fuzz_chunk_context_create(MemoryContext parent, const char *name)

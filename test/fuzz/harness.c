@@ -38,8 +38,8 @@
 PG_MODULE_MAGIC;
 
 /* libFuzzer's entry point for programs that have their own main (LLVM 13+). */
-extern int	LLVMFuzzerRunDriver(int *argc, char ***argv,
-								int (*callback) (const uint8_t *data, size_t size));
+extern int LLVMFuzzerRunDriver(int *argc, char ***argv,
+							   int (*callback)(const uint8_t *data, size_t size));
 
 static const SwFuzzTarget *const targets[] = {
 	&sw_fuzz_template_target,
@@ -50,8 +50,8 @@ static const SwFuzzTarget *const targets[] = {
 #define SECTION_SEPARATOR "\n%%\n"
 
 static const SwFuzzTarget *target;
-static SwFuzzCounts counts;
-static MemoryContext input_context;
+static SwFuzzCounts		   counts;
+static MemoryContext	   input_context;
 
 /* What promised not to raise an ERROR, while it runs; else NULL. */
 static const char *no_error_region;
@@ -60,13 +60,13 @@ static const char *no_error_region;
 static char *
 as_text(const char *data, size_t size)
 {
-	char	   *text = palloc(size + 1);
+	char *text = palloc(size + 1);
 
 	memcpy(text, data, size);
 	text[size] = '\0';
 	for (size_t i = 0; i < size;)
 	{
-		int			len = text[i] ? pg_encoding_verifymbchar(PG_UTF8, text + i, size - i) : -1;
+		int len = text[i] ? pg_encoding_verifymbchar(PG_UTF8, text + i, size - i) : -1;
 
 		if (len > 0)
 			i += len;
@@ -122,9 +122,9 @@ sw_fuzz_no_error_end(void)
 }
 
 void
-sw_fuzz_finding(const char *fmt,...)
+sw_fuzz_finding(const char *fmt, ...)
 {
-	va_list		args;
+	va_list args;
 
 	fprintf(stderr, "\nsw_fuzz: FINDING in target %s: ", target->name);
 	va_start(args, fmt);
@@ -143,14 +143,14 @@ sw_fuzz_finding(const char *fmt,...)
 static void
 check_error(void)
 {
-	ErrorData  *edata;
+	ErrorData *edata;
 
 	MemoryContextSwitchTo(input_context);
 	edata = CopyErrorData();
 	FlushErrorState();
 	if (no_error_region != NULL)
-		sw_fuzz_finding("%s raised an ERROR although it promises not to: %s",
-						no_error_region, edata->message);
+		sw_fuzz_finding("%s raised an ERROR although it promises not to: %s", no_error_region,
+						edata->message);
 	if (edata->sqlerrcode == ERRCODE_INTERNAL_ERROR)
 		sw_fuzz_finding("internal error (SQLSTATE XX000): %s", edata->message);
 	counts.errors++;
@@ -188,7 +188,8 @@ run_input(const uint8_t *data, size_t size)
 static void
 print_counts(void)
 {
-	fprintf(stderr, "sw_fuzz: target %s: %ld runs, %ld past JSON decoding, %ld accepted by the code "
+	fprintf(stderr,
+			"sw_fuzz: target %s: %ld runs, %ld past JSON decoding, %ld accepted by the code "
 			"under test; %ld ended in an expected ERROR\n",
 			target->name, counts.runs, counts.decoded, counts.accepted, counts.errors);
 }
@@ -200,8 +201,7 @@ find_target(const char *name)
 		if (strcmp(targets[i]->name, name) == 0)
 			return targets[i];
 	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown fuzz target \"%s\"", name),
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown fuzz target \"%s\"", name),
 			 errhint("Use template, filter or guard.")));
 	pg_unreachable();
 }
@@ -223,8 +223,8 @@ sw_fuzz_run(PG_FUNCTION_ARGS)
 	char	  **argv;
 
 	target = find_target(name);
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &nelems);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+					  &nelems);
 	argv = palloc((nelems + 2) * sizeof(char *));
 	argv[0] = psprintf("sw_fuzz_%s", name);
 	for (int i = 0; i < nelems; i++)

@@ -23,16 +23,16 @@
 /* What the inputs did, printed when libFuzzer exits (see README.md). */
 typedef struct SwFuzzCounts
 {
-	long		runs;			/* inputs run (harness.c) */
-	long		errors;			/* ended in an expected ERROR (harness.c) */
-	long		decoded;		/* got past the harness's own JSON parsing */
-	long		accepted;		/* got past the checks of the code under test */
+	long runs;	   /* inputs run (harness.c) */
+	long errors;   /* ended in an expected ERROR (harness.c) */
+	long decoded;  /* got past the harness's own JSON parsing */
+	long accepted; /* got past the checks of the code under test */
 } SwFuzzCounts;
 
 typedef struct SwFuzzTarget
 {
 	const char *name;
-	void		(*run) (const char *data, size_t size, SwFuzzCounts *counts);
+	void (*run)(const char *data, size_t size, SwFuzzCounts *counts);
 } SwFuzzTarget;
 
 extern const SwFuzzTarget sw_fuzz_template_target;
@@ -60,9 +60,9 @@ extern void sw_fuzz_no_error_begin(const char *what);
 extern void sw_fuzz_no_error_end(void);
 
 /* An oracle failed: print why and abort, which libFuzzer records as a crash. */
-extern void sw_fuzz_finding(const char *fmt,...) pg_attribute_printf(1, 2) pg_attribute_noreturn();
+extern void sw_fuzz_finding(const char *fmt, ...) pg_attribute_printf(1, 2) pg_attribute_noreturn();
 
 /* A memory context that mallocs every chunk on its own (chunk_context.c). */
 extern MemoryContext sw_fuzz_chunk_context_create(MemoryContext parent, const char *name);
 
-#endif							/* SERIESWEB_FUZZ_HARNESS_H */
+#endif /* SERIESWEB_FUZZ_HARNESS_H */

@@ -31,12 +31,12 @@ enum
 static void
 run_filter(const char *data, size_t size, SwFuzzCounts *counts)
 {
-	char	   *sec[NSECTIONS];
-	Jsonb	   *doc;
-	SwContext	ctx;
-	SwFilter   *filter;
-	bool		first;
-	bool		second;
+	char	 *sec[NSECTIONS];
+	Jsonb	 *doc;
+	SwContext ctx;
+	SwFilter *filter;
+	bool	  first;
+	bool	  second;
 
 	sw_fuzz_sections(data, size, sec, NSECTIONS);
 	doc = sw_fuzz_jsonb(sec[SEC_FILTER]);

@@ -50,10 +50,10 @@ extern Datum sw_address_allowed(PG_FUNCTION_ARGS);
 /* libcurl's curl_sockaddr with room for an IPv6 address, as curl allocates it. */
 typedef struct SockaddrEx
 {
-	int			family;
-	int			socktype;
-	int			protocol;
-	unsigned int addrlen;
+	int						family;
+	int						socktype;
+	int						protocol;
+	unsigned int			addrlen;
 	struct sockaddr_storage addr;
 } SockaddrEx;
 
@@ -67,11 +67,11 @@ StaticAssertDecl(offsetof(SockaddrEx, addr) == offsetof(struct curl_sockaddr, ad
 static struct curl_sockaddr *
 to_sockaddr(const char *text)
 {
-	int			family = strchr(text, ':') ? AF_INET6 : AF_INET;
+	int			 family = strchr(text, ':') ? AF_INET6 : AF_INET;
 	unsigned int len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-	SockaddrEx *sa = palloc0(offsetof(SockaddrEx, addr) + len);
-	void	   *bytes = family == AF_INET ? (void *) &((struct sockaddr_in *) &sa->addr)->sin_addr
-		: (void *) &((struct sockaddr_in6 *) &sa->addr)->sin6_addr;
+	SockaddrEx	*sa = palloc0(offsetof(SockaddrEx, addr) + len);
+	void		*bytes = family == AF_INET ? (void *) &((struct sockaddr_in *) &sa->addr)->sin_addr
+										   : (void *) &((struct sockaddr_in6 *) &sa->addr)->sin6_addr;
 
 	if (inet_pton(family, text, bytes) != 1)
 		return NULL;
@@ -87,7 +87,7 @@ to_sockaddr(const char *text)
 static bool
 lists_verbatim(const char *list, const char *address)
 {
-	size_t		len = strlen(address);
+	size_t len = strlen(address);
 
 	for (const char *p = list; *p;)
 	{
@@ -114,8 +114,8 @@ static bool
 open_socket(const char *address, SwTransfer *t, bool *verdict)
 {
 	struct curl_sockaddr *sa = to_sockaddr(address);
-	struct curl_sockaddr unknown = {.family = AF_UNIX, .socktype = SOCK_STREAM};
-	curl_socket_t fd;
+	struct curl_sockaddr  unknown = {.family = AF_UNIX, .socktype = SOCK_STREAM};
+	curl_socket_t		  fd;
 
 	sw_fuzz_no_error_begin("sw_guard_open_socket");
 	fd = sw_guard_open_socket(t, CURLSOCKTYPE_IPCXN, sa ? sa : &unknown);
@@ -135,40 +135,42 @@ open_socket(const char *address, SwTransfer *t, bool *verdict)
 static void
 classify(const char *networks, const char *address, SwFuzzCounts *counts)
 {
-	SwTransfer	t;
-	bool		opened;
-	bool		verdict;
-	bool		allowed;
-	char	   *cls;
+	SwTransfer t;
+	bool	   opened;
+	bool	   verdict;
+	bool	   allowed;
+	char	  *cls;
 
 	memset(&t, 0, sizeof(t));
 	opened = open_socket(address, &t, &verdict);
 	/* The SQL functions refuse what is not an address, with an ERROR. */
-	cls = TextDatumGetCString(DirectFunctionCall1(sw_classify_address, CStringGetTextDatum(address)));
+	cls =
+		TextDatumGetCString(DirectFunctionCall1(sw_classify_address, CStringGetTextDatum(address)));
 	allowed = DatumGetBool(DirectFunctionCall1(sw_address_allowed, CStringGetTextDatum(address)));
 	counts->accepted++;
 	if (!verdict)
 		return;
 	if (opened != allowed)
 		sw_fuzz_finding("address \"%s\" (%s): the socket callback %s it, _address_allowed says %s",
-						address, cls, opened ? "allowed" : "refused", allowed ? "allowed" : "refused");
+						address, cls, opened ? "allowed" : "refused",
+						allowed ? "allowed" : "refused");
 	if (!allowed && strstr(t.guard_error, "seriesweb.allowed_networks") == NULL)
 		sw_fuzz_finding("refusal of \"%s\" does not name the setting: %s", address, t.guard_error);
 	if (!allowed && (strcmp(cls, "public") == 0 || lists_verbatim(networks, address)))
-		sw_fuzz_finding("address \"%s\" (%s) refused although public or listed in \"%s\"",
-						address, cls, networks);
+		sw_fuzz_finding("address \"%s\" (%s) refused although public or listed in \"%s\"", address,
+						cls, networks);
 }
 
 static void
 run_guard(const char *data, size_t size, SwFuzzCounts *counts)
 {
-	char	   *sec[NSECTIONS];
-	char	   *networks;
-	void	   *extra = NULL;
-	bool		valid;
+	char *sec[NSECTIONS];
+	char *networks;
+	void *extra = NULL;
+	bool  valid;
 
 	sw_fuzz_sections(data, size, sec, NSECTIONS);
-	counts->decoded++;			/* nothing to decode: both are plain text */
+	counts->decoded++; /* nothing to decode: both are plain text */
 	networks = sec[SEC_NETWORKS];
 	GUC_check_errmsg_string = GUC_check_errdetail_string = GUC_check_errhint_string = NULL;
 	sw_fuzz_no_error_begin("sw_guard_check_allowed_networks");

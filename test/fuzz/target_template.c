@@ -76,7 +76,8 @@ check_url(const char *url)
 		sw_fuzz_finding("rendered url \"%s\" is not http(s)", url);
 	for (const char *p = url; *p; p++)
 		if ((unsigned char) *p <= 0x20 || *p == 0x7f)
-			sw_fuzz_finding("rendered url \"%s\" contains the byte 0x%02x", url, (unsigned char) *p);
+			sw_fuzz_finding("rendered url \"%s\" contains the byte 0x%02x", url,
+							(unsigned char) *p);
 }
 
 static void
@@ -97,7 +98,8 @@ check_request(const SwRenderedRequest *req, bool json)
 	if (json && !is_json(req->body, req->body_len))
 		sw_fuzz_finding("rendered JSON body is not valid JSON: %s", req->body);
 	if (!json && !is_form_encoded(req->body, req->body_len))
-		sw_fuzz_finding("rendered form body has a character form encoding never writes: %s", req->body);
+		sw_fuzz_finding("rendered form body has a character form encoding never writes: %s",
+						req->body);
 }
 
 /* Is the body JSON?  The Content-Type decides; compile accepts only two. */
@@ -107,7 +109,7 @@ body_is_json(const SwRenderedRequest *req)
 	for (int i = 0; i < req->nheaders; i++)
 		if (pg_strncasecmp(req->headers[i], "Content-Type:", 13) == 0)
 		{
-			char	   *lower = pstrdup(req->headers[i]);
+			char *lower = pstrdup(req->headers[i]);
 
 			for (char *p = lower; *p; p++)
 				*p = pg_tolower((unsigned char) *p);
@@ -119,13 +121,13 @@ body_is_json(const SwRenderedRequest *req)
 static void
 run_template(const char *data, size_t size, SwFuzzCounts *counts)
 {
-	char	   *sec[NSECTIONS];
-	Jsonb	   *headers;
-	char	   *body;
-	SwContext	ctx;
+	char			  *sec[NSECTIONS];
+	Jsonb			  *headers;
+	char			  *body;
+	SwContext		   ctx;
 	SwWebhookTemplate *tmpl;
-	SwRenderedRequest req;
-	char	   *err;
+	SwRenderedRequest  req;
+	char			  *err;
 
 	sw_fuzz_sections(data, size, sec, NSECTIONS);
 	headers = sw_fuzz_jsonb(*sec[SEC_HEADERS] ? sec[SEC_HEADERS] : DEFAULT_HEADERS);

@@ -20,12 +20,11 @@
  */
 #include <stddef.h>
 
-char	   *swift_demangle(const char *mangled, size_t mangled_len, char *out,
-						   size_t *out_len, unsigned flags);
+char *swift_demangle(const char *mangled, size_t mangled_len, char *out, size_t *out_len,
+					 unsigned flags);
 
 char *
-swift_demangle(const char *mangled, size_t mangled_len, char *out,
-			   size_t *out_len, unsigned flags)
+swift_demangle(const char *mangled, size_t mangled_len, char *out, size_t *out_len, unsigned flags)
 {
 	return NULL;
 }
