@@ -42,7 +42,7 @@ use PostgreSQL::Test::Utils;
 our @EXPORT = qw(
   start_receiver set_route clear_routes clear_requests
   requests request_count wait_for_requests
-  new_node wait_until
+  new_node wait_until webhook_series wait_status
 );
 
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -342,6 +342,37 @@ sub DESTROY
 {
 	my ($self) = @_;
 	$self->stop;
+}
+
+# Back in the main package: series helpers shared by the TAP tests.
+package SeriesWebTest;
+
+# webhook_series($node, $name, $url, %o) -> the webhook's block id, in a new
+# live series "$name": a rule on event "$name", then a webhook to $url with
+# $o{headers} (JSON text, default Content-Type JSON) and $o{body} (JSON text
+# or undef for the default payload).
+sub webhook_series
+{
+	my ($node, $name, $url, %o) = @_;
+	my $headers = $o{headers} // '{"Content-Type": "application/json"}';
+	my $body = defined $o{body} ? "'$o{body}'" : 'NULL';
+	my $sql = sub { $node->safe_psql('postgres', shift) };
+	my $series = $sql->("SELECT seriesweb.create_series('$name')");
+	my $rule = $sql->("SELECT seriesweb.add_rule($series, 'rule $name', '$name')");
+	my $hook = $sql->("SELECT seriesweb.add_webhook($series, 'hook $name', '$url', after => $rule,
+	                   headers => '$headers', body => $body)");
+	$sql->("SELECT seriesweb.set_live($series)");
+	return $hook;
+}
+
+# wait_status($node, $block, $status, $n, $what): waits until $n deliveries
+# of $block have $status.
+sub wait_status
+{
+	my ($node, $block, $status, $n, $what) = @_;
+	return wait_until($node,
+		"SELECT count(*) FROM seriesweb.deliveries WHERE block_id = $block AND status = '$status'",
+		$n, $what);
 }
 
 1;

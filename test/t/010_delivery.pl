@@ -20,28 +20,6 @@ wait_until($node, "SELECT state FROM seriesweb.worker_status()", 'running', 'the
 
 sub sql { return $node->safe_psql('postgres', shift) }
 
-# A live series "name": rule on event "name" -> webhook to $url.  Returns the
-# webhook's block id.
-sub webhook_series
-{
-	my ($name, $url, %o) = @_;
-	my $headers = $o{headers} // '{"Content-Type": "application/json"}';
-	my $body = defined $o{body} ? "'$o{body}'" : 'NULL';
-	my $series = sql("SELECT seriesweb.create_series('$name')");
-	my $rule = sql("SELECT seriesweb.add_rule($series, 'rule $name', '$name')");
-	my $hook = sql("SELECT seriesweb.add_webhook($series, 'hook $name', '$url', after => $rule,
-	                headers => '$headers', body => $body)");
-	sql("SELECT seriesweb.set_live($series)");
-	return $hook;
-}
-
-sub wait_status
-{
-	my ($block, $status, $n, $what) = @_;
-	wait_until($node,
-		"SELECT count(*) FROM seriesweb.deliveries WHERE block_id = $block AND status = '$status'",
-		$n, $what);
-}
 
 # --- The seed scenario: exactly the payload of the README, Sent = 1 ---------
 sql(q{
@@ -49,7 +27,7 @@ sql(q{
 	INSERT INTO seriesweb.users (user_id, email, name, company_id)
 	VALUES ('u1', 'lonnie@example.com', 'Lonnie Lynn', 'c0m5en5e');
 });
-my $seed = webhook_series('completed-onboarding', $recv->url('/hooks'),
+my $seed = webhook_series($node, 'completed-onboarding', $recv->url('/hooks'),
 	headers => '{"Content-Type": "application/json", "Authorization": "Bearer t0ken"}',
 	body => '{"name": "{user.name}", "company": "{company.name}", "company_id": "{company.id}"}');
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'completed-onboarding')");
@@ -64,7 +42,7 @@ is($h{authorization}, 'Bearer t0ken', 'custom header from the block');
 like($h{'user-agent'}, qr{^seriesweb/\d}, 'User-Agent names seriesweb');
 is($h{'content-length'}, length($got->[0]{body}), 'Content-Length is the body length');
 ok(!exists $h{expect}, 'no Expect: 100-continue');
-wait_status($seed, 'sent', 1, 'the seed delivery to be sent');
+wait_status($node, $seed, 'sent', 1, 'the seed delivery to be sent');
 is(sql("SELECT attempts, response_status, last_error IS NULL, finished_at IS NOT NULL
        FROM seriesweb.deliveries WHERE block_id = $seed"), '1|200|t|t', 'recorded as sent on attempt 1');
 is(sql("SELECT a.attempt, a.response_status, a.error IS NULL, a.duration_ms >= 0, a.response_body
@@ -76,9 +54,9 @@ is(sql("SELECT reached, sent, failed, pending, last_sent_at IS NOT NULL FROM ser
 
 # --- 500 three times: Failed after 3 attempts -------------------------------
 set_route($recv, '/fail', { status => 500, body => 'boom' });
-my $fail = webhook_series('fail', $recv->url('/fail'));
+my $fail = webhook_series($node, 'fail', $recv->url('/fail'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'fail')");
-wait_status($fail, 'failed', 1, 'the failing delivery to fail');
+wait_status($node, $fail, 'failed', 1, 'the failing delivery to fail');
 is(request_count($recv, '/fail'), 3, 'the receiver got 3 attempts');
 is(sql("SELECT attempts, response_status, last_error FROM seriesweb.deliveries WHERE block_id = $fail"),
 	'3|500|HTTP 500', 'failed after 3 attempts with the last status');
@@ -91,9 +69,9 @@ is(sql("SELECT sent, failed, pending, last_error FROM seriesweb.block_stats WHER
 
 # --- 500, 500, 200: Sent on attempt 3 ---------------------------------------
 set_route($recv, '/flaky', { status => 500 }, { status => 500 }, { status => 200 });
-my $flaky = webhook_series('flaky', $recv->url('/flaky'));
+my $flaky = webhook_series($node, 'flaky', $recv->url('/flaky'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'flaky')");
-wait_status($flaky, 'sent', 1, 'the flaky delivery to be sent');
+wait_status($node, $flaky, 'sent', 1, 'the flaky delivery to be sent');
 is(sql("SELECT attempts, response_status FROM seriesweb.deliveries WHERE block_id = $flaky"), '3|200',
 	'sent on attempt 3');
 my $times = sql("SELECT string_agg(extract(epoch FROM started_at)::text, ',' ORDER BY attempt)
@@ -106,35 +84,35 @@ cmp_ok($t[2] - $t[0], '<', 1.5, 'and neither waited much longer');
 
 # --- 410 Gone: Failed at once -----------------------------------------------
 set_route($recv, '/gone', { status => 410 });
-my $gone = webhook_series('gone', $recv->url('/gone'));
+my $gone = webhook_series($node, 'gone', $recv->url('/gone'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'gone')");
-wait_status($gone, 'failed', 1, 'the 410 delivery to fail');
+wait_status($node, $gone, 'failed', 1, 'the 410 delivery to fail');
 is(sql("SELECT attempts, response_status FROM seriesweb.deliveries WHERE block_id = $gone"), '1|410',
 	'410 fails after one attempt');
 is(request_count($recv, '/gone'), 1, 'and is not retried');
 
 # --- A timeout fails the attempt ---------------------------------------------
 set_route($recv, '/slow-timeout', { status => 200, delay_ms => 3000 });
-my $slow = webhook_series('slow-timeout', $recv->url('/slow-timeout'));
+my $slow = webhook_series($node, 'slow-timeout', $recv->url('/slow-timeout'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'slow-timeout')");
-wait_status($slow, 'failed', 1, 'the timed-out delivery to fail');
+wait_status($node, $slow, 'failed', 1, 'the timed-out delivery to fail');
 is(sql("SELECT attempts, response_status IS NULL, last_error FROM seriesweb.deliveries WHERE block_id = $slow"),
 	'3|t|timed out after 1000 ms (seriesweb.timeout)', 'three timed-out attempts');
 cmp_ok(sql("SELECT max(duration_ms) FROM seriesweb.delivery_attempts a JOIN seriesweb.deliveries d USING (delivery_id)
           WHERE d.block_id = $slow"), '<', 2000, 'each attempt stopped near the timeout');
 
 # --- Connection refused (a closed port on 127.0.0.1) -------------------------
-my $refused = webhook_series('refused', 'http://127.0.0.1:1/nothing');
+my $refused = webhook_series($node, 'refused', 'http://127.0.0.1:1/nothing');
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'refused')");
-wait_status($refused, 'failed', 1, 'the refused delivery to fail');
+wait_status($node, $refused, 'failed', 1, 'the refused delivery to fail');
 like(sql("SELECT attempts || ' ' || last_error FROM seriesweb.deliveries WHERE block_id = $refused"),
 	qr/^3 .*(refused|connect)/i, 'three attempts, connection refused');
 
 # --- Redirects are not followed ----------------------------------------------
 set_route($recv, '/moved', { status => 302, headers => { Location => $recv->url('/elsewhere') } });
-my $moved = webhook_series('moved', $recv->url('/moved'));
+my $moved = webhook_series($node, 'moved', $recv->url('/moved'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'moved')");
-wait_status($moved, 'failed', 1, 'the redirected delivery to fail');
+wait_status($node, $moved, 'failed', 1, 'the redirected delivery to fail');
 like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $moved"),
 	qr{^HTTP 302: redirect to http://127\.0\.0\.1:\d+/elsewhere not followed$}, 'the redirect is an error');
 is(request_count($recv, '/elsewhere'), 0, 'the Location was never requested');
@@ -147,7 +125,7 @@ my $put = sql(qq{
 	SELECT seriesweb.add_webhook(series_id, 'put hook', '@{[ $recv->url('/put') ]}', after => block_id, method => 'PUT')
 	  FROM seriesweb.blocks WHERE title = 'rule gone'});
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u2', 'gone')");
-wait_status($put, 'sent', 1, 'the PUT delivery to be sent');
+wait_status($node, $put, 'sent', 1, 'the PUT delivery to be sent');
 my $puts = requests($recv, '/put');
 is(scalar @$puts, 3, 'the receiver saw both drops and the answer');
 is($puts->[2]{method}, 'PUT', 'with method PUT');
@@ -157,7 +135,7 @@ like(sql("SELECT a.error FROM seriesweb.delivery_attempts a JOIN seriesweb.deliv
          WHERE d.block_id = $put AND a.attempt = 1"), qr/\S/, 'the dropped attempt has its error');
 
 # --- Keep-alive: one connection for many deliveries to one receiver ----------
-my $ka = webhook_series('keepalive', $recv->url('/ka'));
+my $ka = webhook_series($node, 'keepalive', $recv->url('/ka'));
 for my $i (1 .. 5)
 {
 	sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('ka$i', 'keepalive')");
@@ -168,20 +146,20 @@ cmp_ok(scalar(keys %conns), '<', 5, 'sequential deliveries reuse a kept-alive co
 
 # --- A slow endpoint does not hold back a fast one ---------------------------
 set_route($recv, '/slowpoke', { status => 200, delay_ms => 900 });
-my $slowpoke = webhook_series('slowpoke', $recv->url('/slowpoke'));
-my $fast = webhook_series('fastlane', $recv->url('/fastlane'));
+my $slowpoke = webhook_series($node, 'slowpoke', $recv->url('/slowpoke'));
+my $fast = webhook_series($node, 'fastlane', $recv->url('/fastlane'));
 sql("INSERT INTO seriesweb.events (user_id, name)
    SELECT 'sf' || i, CASE WHEN i % 2 = 0 THEN 'slowpoke' ELSE 'fastlane' END FROM generate_series(1, 20) i");
-wait_status($fast, 'sent', 10, 'the fast deliveries to be sent');
+wait_status($node, $fast, 'sent', 10, 'the fast deliveries to be sent');
 cmp_ok(sql("SELECT count(*) FROM seriesweb.deliveries WHERE block_id = $slowpoke AND status = 'sent'"), '<', 10,
 	'all fast deliveries were sent before the slow ones finished');
-wait_status($slowpoke, 'sent', 10, 'the slow deliveries to be sent');
+wait_status($node, $slowpoke, 'sent', 10, 'the slow deliveries to be sent');
 
 # --- Wake on commit: receipt follows commit without polling ------------------
 # Retries here are minutes apart, so nothing but the commit's wake-up can
 # explain a fast receipt.
 sql("ALTER SYSTEM SET seriesweb.retry_delays = '5min, 10min'; SELECT pg_reload_conf()");
-my $wake = webhook_series('wake', $recv->url('/wake'));
+my $wake = webhook_series($node, 'wake', $recv->url('/wake'));
 my @latency;
 for my $i (1 .. 10)
 {
@@ -196,7 +174,7 @@ cmp_ok($sorted[-1], '<', 0.5, 'every delivery arrived within 500 ms of its trans
 
 # --- SIGHUP: the reloaded retry delays apply to the next failure -------------
 set_route($recv, '/later', { status => 500 });
-my $later = webhook_series('later', $recv->url('/later'));
+my $later = webhook_series($node, 'later', $recv->url('/later'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'later')");
 wait_until($node, "SELECT attempts FROM seriesweb.deliveries WHERE block_id = $later", '1',
 	'the first attempt to be recorded');

@@ -27,28 +27,6 @@ wait_until($node, "SELECT state FROM seriesweb.worker_status()", 'running', 'the
 
 sub sql { return $node->safe_psql('postgres', shift) }
 
-# A live series "name": rule on event "name" -> webhook to $url.  Returns the
-# webhook's block id.
-sub webhook_series
-{
-	my ($name, $url, %o) = @_;
-	my $headers = $o{headers} // '{"Content-Type": "application/json"}';
-	my $body = defined $o{body} ? "'$o{body}'" : 'NULL';
-	my $series = sql("SELECT seriesweb.create_series('$name')");
-	my $rule = sql("SELECT seriesweb.add_rule($series, 'rule $name', '$name')");
-	my $hook = sql("SELECT seriesweb.add_webhook($series, 'hook $name', '$url', after => $rule,
-	                headers => '$headers', body => $body)");
-	sql("SELECT seriesweb.set_live($series)");
-	return $hook;
-}
-
-sub wait_status
-{
-	my ($block, $status, $n, $what) = @_;
-	wait_until($node,
-		"SELECT count(*) FROM seriesweb.deliveries WHERE block_id = $block AND status = '$status'",
-		$n, $what);
-}
 
 # Reload and wait until new sessions see $value: the postmaster has read the
 # file, and signalled the worker with the same SIGHUP.
@@ -63,9 +41,9 @@ sub reload_setting
 my $refusal = 'refused: loopback address (allow it with seriesweb.allowed_networks)';
 
 # --- allowed_networks empty: the loopback receiver is refused ---------------
-my $by_addr = webhook_series('by-address', $recv->url('/by-address'));
+my $by_addr = webhook_series($node, 'by-address', $recv->url('/by-address'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'by-address')");
-wait_status($by_addr, 'failed', 1, 'the delivery to 127.0.0.1 to fail');
+wait_status($node, $by_addr, 'failed', 1, 'the delivery to 127.0.0.1 to fail');
 is(sql("SELECT attempts || ' ' || last_error FROM seriesweb.deliveries WHERE block_id = $by_addr"),
 	"3 destination 127.0.0.1 $refusal", 'refused on each of 3 attempts, naming the address and the setting');
 is(sql("SELECT string_agg(a.attempt || ':' || coalesce(a.response_status::text, '-') || ':' || a.error, ',' ORDER BY a.attempt)
@@ -74,16 +52,16 @@ is(sql("SELECT string_agg(a.attempt || ':' || coalesce(a.response_status::text, 
 	join(',', map { "$_:-:destination 127.0.0.1 $refusal" } 1 .. 3), 'every attempt row has the refusal');
 
 # A name is checked by what it resolves to: "localhost" is loopback.
-my $by_name = webhook_series('by-name', "http://localhost:$port/by-name");
+my $by_name = webhook_series($node, 'by-name', "http://localhost:$port/by-name");
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'by-name')");
-wait_status($by_name, 'failed', 1, 'the delivery to localhost to fail');
+wait_status($node, $by_name, 'failed', 1, 'the delivery to localhost to fail');
 like(sql("SELECT attempts || ' ' || last_error FROM seriesweb.deliveries WHERE block_id = $by_name"),
 	qr/^3 destination (127\.0\.0\.1|::1) \Q$refusal\E$/, 'a name that resolves to loopback is refused');
 
 # An IPv6 encoding of 127.0.0.1 is refused as what it embeds.
-my $mapped = webhook_series('mapped', "http://[::ffff:127.0.0.1]:$port/mapped");
+my $mapped = webhook_series($node, 'mapped', "http://[::ffff:127.0.0.1]:$port/mapped");
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'mapped')");
-wait_status($mapped, 'failed', 1, 'the delivery to ::ffff:127.0.0.1 to fail');
+wait_status($node, $mapped, 'failed', 1, 'the delivery to ::ffff:127.0.0.1 to fail');
 is(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $mapped"),
 	'destination ::ffff:127.0.0.1 refused: loopback address 127.0.0.1 in IPv4-mapped form '
 	  . '(allow it with seriesweb.allowed_networks)', 'the IPv4-mapped form is refused as loopback');
@@ -96,24 +74,24 @@ is(sql("SELECT last_error FROM seriesweb.block_stats WHERE block_id = $by_addr")
 # --- allowed_networks = 127.0.0.1/32: new deliveries are sent ----------------
 reload_setting('seriesweb.allowed_networks', '127.0.0.1/32');
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u2', 'by-address')");
-wait_status($by_addr, 'sent', 1, 'the allowed delivery to be sent');
+wait_status($node, $by_addr, 'sent', 1, 'the allowed delivery to be sent');
 is(request_count($recv, '/by-address'), 1, 'the receiver got the allowed delivery');
 is(sql("SELECT user_id || ' ' || status FROM seriesweb.deliveries WHERE block_id = $by_addr ORDER BY delivery_id"),
 	"u1 failed\nu2 sent", 'the refused delivery stays failed; the new one is sent');
 
 # A name with several addresses: ::1 is still refused, 127.0.0.1 is used.
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u2', 'by-name')");
-wait_status($by_name, 'sent', 1, 'the delivery to localhost to be sent');
+wait_status($node, $by_name, 'sent', 1, 'the delivery to localhost to be sent');
 is(request_count($recv, '/by-name'), 1, 'localhost reached the receiver through 127.0.0.1');
 
 # --- A line break in the data never becomes a header -------------------------
-my $hdr = webhook_series('header', $recv->url('/header'),
+my $hdr = webhook_series($node, 'header', $recv->url('/header'),
 	headers => '{"Content-Type": "application/json", "X-Name": "{user.name}"}');
-my $body = webhook_series('body', $recv->url('/body'), body => '{"name": "{user.name}"}');
+my $body = webhook_series($node, 'body', $recv->url('/body'), body => '{"name": "{user.name}"}');
 sql(q{INSERT INTO seriesweb.users (user_id, name) VALUES ('eve', E'Eve\r\nX-Injected: 1'), ('bob', 'Bob')});
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('eve', 'header'), ('bob', 'header'), ('eve', 'body')");
-wait_status($hdr, 'sent', 1, "Bob's header delivery to be sent");
-wait_status($body, 'sent', 1, "Eve's body delivery to be sent");
+wait_status($node, $hdr, 'sent', 1, "Bob's header delivery to be sent");
+wait_status($node, $body, 'sent', 1, "Eve's body delivery to be sent");
 is(sql("SELECT user_id || ' ' || status || ' ' || attempts || ' ' || coalesce(last_error, '-')
           FROM seriesweb.deliveries WHERE block_id = $hdr ORDER BY user_id"),
 	"bob sent 1 -\neve failed 0 rendered value of header \"X-Name\" contains CR, LF or NUL",
@@ -130,11 +108,11 @@ is($bodies->[0]{body}, '{"name":"Eve\r\nX-Injected: 1"}', 'in a JSON body the li
 
 # --- seriesweb.max_body_size, reloaded: a bigger body fails at enqueue -------
 reload_setting('seriesweb.max_body_size', '1kB');
-my $big = webhook_series('big', $recv->url('/big'), body => '{"blob": "{user.blob}"}');
+my $big = webhook_series($node, 'big', $recv->url('/big'), body => '{"blob": "{user.blob}"}');
 sql(q{INSERT INTO seriesweb.users (user_id, attributes) VALUES
 	('small', '{"blob": "fits"}'), ('large', jsonb_build_object('blob', repeat('z', 2000)))});
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('small', 'big'), ('large', 'big')");
-wait_status($big, 'sent', 1, 'the small body to be sent');
+wait_status($node, $big, 'sent', 1, 'the small body to be sent');
 is(sql("SELECT user_id || ' ' || status || ' ' || attempts || ' ' || coalesce(last_error, '-')
           FROM seriesweb.deliveries WHERE block_id = $big ORDER BY user_id"),
 	"large failed 0 rendered body is larger than seriesweb.max_body_size (1024 bytes)\nsmall sent 1 -",
@@ -145,9 +123,9 @@ is(request_count($recv, '/big'), 1, 'only the small body reached the receiver');
 # The deliveries above left kept-alive connections to the receiver; after
 # the reload they must not carry another request.
 reload_setting('seriesweb.allowed_networks', '');
-my $after = webhook_series('narrowed', $recv->url('/narrowed'));
+my $after = webhook_series($node, 'narrowed', $recv->url('/narrowed'));
 sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('n1', 'narrowed')");
-wait_status($after, 'failed', 1, 'the delivery after narrowing to fail');
+wait_status($node, $after, 'failed', 1, 'the delivery after narrowing to fail');
 is(request_count($recv, '/narrowed'), 0, 'no request went out on an old connection');
 like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $after"), qr/\Q$refusal\E/,
 	'it was refused by the guard');
