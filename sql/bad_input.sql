@@ -677,5 +677,16 @@ DELETE FROM seriesweb.series WHERE series_id IN (:fan, :chain);
 COMMIT;
 SELECT name, state FROM seriesweb.series ORDER BY series_id;
 SELECT * FROM pg_temp.queue();
+-- One statement naming more new users than a backend remembers as known
+-- (65,536), then their next events, also after a rollback that undid some.
+INSERT INTO seriesweb.events (user_id, name) SELECT 'many-' || i, 'pageview' FROM generate_series(1, 70000) i;
+INSERT INTO seriesweb.events (user_id, name) VALUES ('many-1', 'pageview'), ('many-70000', 'pageview');
+BEGIN;
+DELETE FROM seriesweb.users WHERE user_id = 'many-2';
+INSERT INTO seriesweb.events (user_id, name) VALUES ('many-2', 'pageview'), ('many-70001', 'pageview');
+ROLLBACK;
+INSERT INTO seriesweb.events (user_id, name) VALUES ('many-70001', 'pageview');
+SELECT count(*) AS users, count(*) FILTER (WHERE user_id = 'many-70001') AS recreated
+  FROM seriesweb.users WHERE user_id LIKE 'many-%';
 
 DROP EXTENSION seriesweb;

@@ -82,7 +82,7 @@ forget_pending(void)
 	pending = NULL;
 }
 
-/* Forget everything: the set, and this transaction's pending ids. */
+/* Start the set over, empty. */
 static void
 reset_known(void)
 {
@@ -91,7 +91,6 @@ reset_known(void)
 										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(known_cxt);
 	known = sw_text_set_create("seriesweb known users", known_cxt);
-	forget_pending();
 }
 
 /*
@@ -105,6 +104,7 @@ users_changed_cb(Datum arg, Oid relid)
 	{
 		reset_known();
 		known = NULL;
+		forget_pending();
 	}
 }
 
@@ -183,6 +183,9 @@ sw_user_ensured(const text *user_id)
 												ALLOCSET_DEFAULT_SIZES);
 		pending = sw_text_set_create("seriesweb users ensured", pending_cxt);
 	}
+	/* A COPY of a million new users: keep the first ones, forget the rest. */
+	if (hash_get_num_entries(pending) >= KNOWN_USERS_MAX)
+		return;
 	old = MemoryContextSwitchTo(pending_cxt);
 	copy = (text *) pg_detoast_datum_copy((struct varlena *) user_id);
 	MemoryContextSwitchTo(old);
