@@ -107,9 +107,12 @@ start_nginx() {
 	command -v nginx >/dev/null || die "nginx not found (Debian: nginx-light)"
 	command -v wrk >/dev/null || die "wrk not found (Debian: wrk)"
 	[ -f $echo_module ] || die "$echo_module not found (Debian: libnginx-mod-http-echo)"
-	port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)->sockport')
+	# Two free ports, held together so that they differ.
+	read -r port slow_port < <(perl -MIO::Socket::INET -e '
+		my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) } 1, 2;
+		print join(" ", map { $_->sockport } @s), "\n"')
 	mkdir -p "$work/nginx-body"
-	sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" \
+	sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" -e "s|@SLOWPORT@|$slow_port|g" \
 		-e "s|@MODULES@|load_module $echo_module;|" "$here/nginx.conf.in" >"$work/nginx.conf"
 	nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
 	for _ in $(seq 50); do
@@ -117,7 +120,8 @@ start_nginx() {
 		sleep 0.1
 	done
 	base_url="http://127.0.0.1:$port"
-	log "nginx $(nginx -v 2>&1 | sed 's|.*/||') on $base_url"
+	slow_url="http://127.0.0.1:$slow_port"
+	log "nginx $(nginx -v 2>&1 | sed 's|.*/||') on $base_url (and $slow_url, answering after 2 s)"
 }
 
 start_cluster() {
@@ -148,7 +152,7 @@ start_cluster() {
 # slow one.  bench_nw is not served by the worker: its deliveries wait.
 define_series() {
 	local db=$1
-	psql_db "$db" -v base="$base_url" -v body="$body_template" >/dev/null <<-'EOF'
+	psql_db "$db" -v base="$base_url" -v slow="$slow_url" -v body="$body_template" >/dev/null <<-'EOF'
 	CREATE EXTENSION seriesweb;
 	CREATE SEQUENCE bench_uid;
 	-- Live series whose entry rules name events the load never sends.
@@ -167,7 +171,7 @@ define_series() {
 	SELECT seriesweb.add_rule(:sid, 'mixed', 'mixed') AS rid \gset
 	SELECT seriesweb.add_webhook(:sid, 'fast', :'base' || '/d/{event.run}/{user.id}', :rid,
 								 body => :'body');
-	SELECT seriesweb.add_webhook(:sid, 'slow', :'base' || '/slow/{event.run}/{user.id}', :rid,
+	SELECT seriesweb.add_webhook(:sid, 'slow', :'slow' || '/slow/{event.run}/{user.id}', :rid,
 								 body => :'body');
 	SELECT seriesweb.set_live(:sid);
 	EOF
@@ -558,8 +562,8 @@ after ${slow_window} s. The baseline and measured variants alternate (ABBA), wit
 
 - **Definitions.** 100 live series whose entry rules name events the load never sends (\`ev-1\` ... \`ev-100\`),
   10,000 known users (\`p1\` ... \`p10000\`), series \`signup\` (rule on \`signup\` -> one webhook to nginx) and
-  series \`mixed\` (rule on \`mixed\` -> a webhook to the fast endpoint and one to \`/slow\`, which answers after
-  2 s). Every webhook body renders to ${body_seen:-$body_bytes} bytes of JSON (nginx's \`\$content_length\`).
+  series \`mixed\` (rule on \`mixed\` -> a webhook to the fast endpoint and one to a second nginx server on
+  another port, so another destination, which answers after 2 s). Every webhook body renders to ${body_seen:-$body_bytes} bytes of JSON (nginx's \`\$content_length\`).
 - **Insert TPS.** pgbench, one single-row INSERT per transaction. *No rule*: \`pageview\` events of known
   users. *Fires*: \`signup\` events of a new user each (so the trigger also creates the user). Baseline: the
   same script with \`ALTER TABLE seriesweb.events DISABLE TRIGGER match_events\`. The headline *fires* figure
