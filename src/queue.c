@@ -307,7 +307,7 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 
 	begin_tx("seriesweb: claim due deliveries");
 	async_commit();
-	/* A custom plan per call: LIMIT is a constant to the planner then. */
+	/* One generic plan: the worker plans no sort or full scan (worker.c). */
 	sw_plan(&claim_plan,
 			"UPDATE seriesweb.deliveries d SET status = 'sending' "
 			"  FROM (SELECT delivery_id FROM seriesweb.deliveries "
@@ -319,7 +319,7 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 			"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
 			"          'msg_' || d.delivery_id || '_' "
 			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint)",
-			1, argtypes, true);
+			1, argtypes, false);
 	n = sw_execute(claim_plan, &arg, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
 	MemoryContextSwitchTo(cxt);

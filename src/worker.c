@@ -44,6 +44,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -56,6 +57,8 @@
 #define RECORD_DELAY_MS 10
 /* While requests are in flight, look at the latch this often. */
 #define BUSY_POLL_MS 5
+/* A delivery may wait this long in the ready list for its destination. */
+#define READY_HORIZON_MS 250.0
 /* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
 #define IDLE_LOOK_MS 5000
 #define FOLD_EVERY_MS 2000
@@ -83,8 +86,8 @@ typedef struct Host
 	uint32 host; /* hash key */
 	int	   in_flight;
 	int	   waiting;
-	int	   seen; /* scratch for release_backlog */
-	double avg_ms;
+	int	   seen;   /* scratch for release_backlog */
+	double avg_ms; /* moving average; -1 before the first request ends */
 } Host;
 
 typedef struct WorkerState
@@ -148,6 +151,25 @@ handle_signals(WorkerState *w)
 		}
 		pfree(networks);
 	}
+}
+
+/*
+ * Every statement of the worker finds its rows through an index: the due
+ * deliveries in next_attempt_at order, deliveries by id.  The queue swings
+ * from empty to a million rows between two ANALYZEs, and a plan made for the
+ * empty table (scan and sort the whole queue to claim 256 rows) makes every
+ * claim cost the whole backlog.  So this session never plans a sequential
+ * or bitmap scan, or a sort, where an index will do.  And no JIT: the
+ * statements are short, and the penalty these settings put on the paths
+ * they rule out would make every plan look costly enough to compile.
+ */
+static void
+index_only_plans(void)
+{
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 static bool
@@ -237,7 +259,7 @@ on_done(SwTransfer *t, void *arg)
 	Host *host = hash_search(w->hosts, &job->host, HASH_FIND, NULL);
 
 	host->in_flight--;
-	host->avg_ms = host->avg_ms * 0.8 + t->duration_ms * 0.2;
+	host->avg_ms = host->avg_ms < 0 ? t->duration_ms : host->avg_ms * 0.8 + t->duration_ms * 0.2;
 	if (w->noutcomes == 0)
 		w->first_outcome_at = GetCurrentTimestamp();
 	judge(job, &w->outcomes[w->noutcomes]);
@@ -293,7 +315,7 @@ get_host(WorkerState *w, uint32 key)
 	if (!found)
 	{
 		h->in_flight = h->waiting = h->seen = 0;
-		h->avg_ms = 0;
+		h->avg_ms = -1; /* no request finished yet */
 	}
 	return h;
 }
@@ -363,9 +385,27 @@ start_ready(WorkerState *w)
 }
 
 /*
- * Hand back deliveries that wait behind a busy destination beyond one full
- * set of its slots, due again after about one of its requests: the ready
- * list stays short, and the queue keeps the order for everyone else.
+ * How many deliveries of a destination may wait in the ready list: what its
+ * slots will start within READY_HORIZON_MS at its usual pace, and at least
+ * one full set of slots.  A destination none of whose requests has ended
+ * yet counts as slow until one does.
+ */
+static int
+host_keep(const Host *h, int per_host)
+{
+	double rounds;
+
+	if (h->avg_ms < 0)
+		return per_host;
+	rounds = READY_HORIZON_MS / Max(h->avg_ms, 1.0);
+	return rounds >= INT_MAX / per_host ? INT_MAX : Max(1, (int) rounds) * per_host;
+}
+
+/*
+ * Hand back deliveries that would wait behind a slow destination for longer
+ * than the horizon, due again after about one of its requests: the ready
+ * list does not fill up with them, and the queue keeps the order for
+ * everyone else.  A fast destination keeps its whole backlog.
  */
 static void
 release_backlog(WorkerState *w)
@@ -378,13 +418,13 @@ release_backlog(WorkerState *w)
 	hash_seq_init(&seq, w->hosts);
 	while ((h = hash_seq_search(&seq)) != NULL)
 		h->seen = 0;
-	/* Keep the oldest per_host of each destination, hand back the rest. */
+	/* Keep the oldest of each destination, hand back the rest. */
 	dlist_foreach_modify(it, &w->ready)
 	{
 		Job	 *job = dlist_container(Job, node, it.cur);
 		Host *host = get_host(w, job->host);
 
-		if (++host->seen <= per_host)
+		if (++host->seen <= host_keep(host, per_host))
 			continue;
 		w->release_ids[w->nrelease] = job->claimed.delivery_id;
 		w->release_ms[w->nrelease] = Max(200, (int) host->avg_ms);
@@ -404,7 +444,7 @@ release_backlog(WorkerState *w)
 static void
 ensure_buffers(WorkerState *w)
 {
-	int claim = Max(2 * sw_max_concurrency, 256);
+	int claim = Max(4 * sw_max_concurrency, 512);
 	int outcomes = sw_max_concurrency + RECORD_BATCH;
 
 	if (w->claim_cap == claim && w->outcome_cap >= outcomes)
@@ -435,19 +475,17 @@ ensure_buffers(WorkerState *w)
 }
 
 /*
- * Claim enough to keep the ready list about claim_cap long: one claim
- * transaction for many deliveries, not one per free slot.
+ * Fill the ready list up to claim_cap: one claim transaction for many
+ * deliveries, not one per free slot.
  */
 static void
 claim(WorkerState *w, TimestampTz now)
 {
 	Batch		 *batch;
 	MemoryContext cxt;
-	int			  want = w->claim_cap - w->nready - sw_sender_in_flight(w->sender);
+	int			  want = w->claim_cap - w->nready;
 	int			  n;
 
-	if (want <= 0 || w->nready >= w->claim_cap)
-		return;
 	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
 	n = sw_queue_claim(want, w->claim_buf, cxt);
 	if (n < want)
@@ -533,11 +571,13 @@ worker_loop(WorkerState *w)
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
 		start_ready(w);
-		/* Claim when slots stay free after the ready list had its turn. */
+		/*
+		 * Claim when slots stay free after the ready list had its turn, and
+		 * the list is down to half: claims come in big batches.
+		 */
 		in_flight = sw_sender_in_flight(w->sender);
 		room = sw_max_concurrency - in_flight;
-		if (now >= w->next_due && room > 0 &&
-			(in_flight == 0 || room >= Max(1, sw_max_concurrency / 4)))
+		if (now >= w->next_due && room > 0 && w->nready <= w->claim_cap / 2)
 		{
 			claim(w, now);
 			start_ready(w);
@@ -579,6 +619,7 @@ sw_worker_main(Datum arg)
 						psprintf("connecting to database \"%s\"", sw_database));
 	BackgroundWorkerInitializeConnection(sw_database, NULL, 0);
 	pgstat_report_appname("seriesweb worker");
+	index_only_plans();
 
 	wait_for_extension();
 	sw_queue_recover();
