@@ -40,6 +40,10 @@
 
 /* Saved plans, prepared on first use in this backend. */
 static SPIPlanPtr create_users_plan;
+static SPIPlanPtr create_users_returning_plan;
+
+/* Up to this many users created by a statement are kept, not read again. */
+#define CREATED_KEEP_MAX 10000
 static SPIPlanPtr load_user_plan;
 static SPIPlanPtr armed_plan;
 static SPIPlanPtr reach_plan;
@@ -56,10 +60,21 @@ typedef struct EventColumns
 	int occurred_at;
 } EventColumns;
 
+/* A user this statement created: the row as inserted, no need to read it. */
+typedef struct CreatedUser
+{
+	text  *user_id; /* key */
+	char  *email;
+	char  *name;
+	Jsonb *attrs;
+	char  *company_id;
+} CreatedUser;
+
 /* Everything one trigger call works with. */
 typedef struct MatchState
 {
 	SwCache		 *cache;
+	HTAB		 *created; /* CreatedUser by id; NULL when none */
 	HTAB		 *counts;
 	MemoryContext event_cxt; /* reset for each event */
 	SwContext	  ctx;		 /* the current event, user and company */
@@ -94,63 +109,6 @@ event_columns(TupleDesc desc)
 	return cols;
 }
 
-/*
- * Create the users of all events that do not exist yet, with one
- * statement, unless this backend knows them all (users_cache.c).  Distinct
- * ids are collected first so a COPY of a million events of a few users
- * sends a few ids.
- */
-static void
-create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventColumns *cols,
-					 MemoryContext cxt)
-{
-	static const Oid argtypes[1] = {TEXTARRAYOID};
-	HTAB			*seen = sw_text_set_create("seriesweb event users", cxt);
-	int				 n = 0, cap = 16;
-	Datum			*ids = palloc(sizeof(Datum) * cap);
-	Datum			 arg;
-
-	tuplestore_rescan(events);
-	while (tuplestore_gettupleslot(events, true, false, slot))
-	{
-		bool isnull;
-		bool found;
-		/* Copied: a spilled tuplestore reuses the slot's tuple memory. */
-		text *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
-
-		hash_search(seen, &id, HASH_ENTER, &found);
-		if (found || sw_user_known(id))
-			continue;
-		if (n == cap)
-		{
-			cap *= 2;
-			ids = repalloc(ids, sizeof(Datum) * cap);
-		}
-		ids[n++] = PointerGetDatum(id);
-	}
-
-	if (n == 0)
-		return;
-	arg = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
-	sw_plan(&create_users_plan,
-			"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
-			"ON CONFLICT (user_id) DO NOTHING",
-			1, argtypes, false);
-	sw_execute(create_users_plan, &arg, NULL, false, 0, SPI_OK_INSERT);
-	MemoryContextSwitchTo(cxt);
-	for (int i = 0; i < n; i++)
-		sw_user_ensured((text *) DatumGetPointer(ids[i]));
-}
-
-/* Could any live rule use an event of this name? */
-static bool
-event_relevant(SwCache *cache, const char *name, uint32 hash)
-{
-	return cache->entry_any != NIL || cache->armed_any ||
-		   sw_cache_rules_hashed(cache->entry_by_name, hash) != NIL ||
-		   sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
-}
-
 static char *
 col_text(HeapTuple tup, TupleDesc desc, int col)
 {
@@ -169,19 +127,133 @@ col_jsonb(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
 
-/* Load the user and company of st->ctx.user_id into st->ctx. */
+/*
+ * Create the users of all events that do not exist yet, with one
+ * statement, unless this backend knows them all (users_cache.c).  Distinct
+ * ids are collected first so a COPY of a million events of a few users
+ * sends a few ids.  Existing users are filtered out before the insert: a
+ * row that reaches it costs the table's CHECK constraints, prepared again
+ * for each execution, even when ON CONFLICT then skips it.  The rows
+ * created are returned (up to CREATED_KEEP_MAX of them), so that matching
+ * their events need not read them back.
+ */
+static HTAB *
+create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventColumns *cols,
+					 MemoryContext cxt)
+{
+	static const Oid argtypes[1] = {TEXTARRAYOID};
+	HTAB			*seen = sw_text_set_create("seriesweb event users", cxt);
+	HTAB			*created;
+	int				 n = 0, cap = 16;
+	Datum			*ids = palloc(sizeof(Datum) * cap);
+	Datum			 arg;
+	uint64			 created_n;
+	bool			 isnull;
+
+	tuplestore_rescan(events);
+	while (tuplestore_gettupleslot(events, true, false, slot))
+	{
+		bool found;
+		/* Copied: a spilled tuplestore reuses the slot's tuple memory. */
+		text *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
+
+		hash_search(seen, &id, HASH_ENTER, &found);
+		if (found || sw_user_known(id))
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			ids = repalloc(ids, sizeof(Datum) * cap);
+		}
+		ids[n++] = PointerGetDatum(id);
+	}
+
+	if (n == 0)
+		return NULL;
+	arg = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (n > CREATED_KEEP_MAX)
+	{
+		sw_plan(&create_users_plan,
+				"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
+				" WHERE NOT EXISTS (SELECT FROM seriesweb.users WHERE user_id = u) "
+				"ON CONFLICT (user_id) DO NOTHING",
+				1, argtypes);
+		sw_execute(create_users_plan, &arg, NULL, false, 0, SPI_OK_INSERT);
+		created_n = 0;
+	}
+	else
+	{
+		sw_plan(&create_users_returning_plan,
+				"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
+				" WHERE NOT EXISTS (SELECT FROM seriesweb.users WHERE user_id = u) "
+				"ON CONFLICT (user_id) DO NOTHING "
+				"RETURNING user_id, email, name, attributes, company_id",
+				1, argtypes);
+		created_n =
+			sw_execute(create_users_returning_plan, &arg, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+	}
+	MemoryContextSwitchTo(cxt);
+	for (int i = 0; i < n; i++)
+		sw_user_ensured((text *) DatumGetPointer(ids[i]));
+	if (created_n == 0)
+		return NULL;
+
+	created = sw_text_map_create("seriesweb created users", sizeof(CreatedUser), cxt);
+	for (uint64 i = 0; i < created_n; i++)
+	{
+		HeapTuple	 tup = SPI_tuptable->vals[i];
+		TupleDesc	 desc = SPI_tuptable->tupdesc;
+		text		*id = DatumGetTextPCopy(SPI_getbinval(tup, desc, 1, &isnull));
+		CreatedUser *u = hash_search(created, &id, HASH_ENTER, NULL);
+
+		u->email = col_text(tup, desc, 2);
+		u->name = col_text(tup, desc, 3);
+		u->attrs = col_jsonb(tup, desc, 4);
+		u->company_id = col_text(tup, desc, 5);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return created;
+}
+
+/* Could any live rule use an event of this name? */
+static bool
+event_relevant(SwCache *cache, const char *name, uint32 hash)
+{
+	return cache->entry_any != NIL || cache->armed_any ||
+		   sw_cache_rules_hashed(cache->entry_by_name, hash) != NIL ||
+		   sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
+}
+
+/*
+ * Load the user and company of st->ctx.user_id into st->ctx; a user this
+ * statement created with no company is known already.
+ */
 static void
 load_user(MatchState *st)
 {
 	static const Oid argtypes[1] = {TEXTOID};
 	Datum			 arg = CStringGetTextDatum(st->ctx.user_id);
 
+	if (st->created != NULL)
+	{
+		text		*id = DatumGetTextPP(arg);
+		CreatedUser *u = hash_search(st->created, &id, HASH_FIND, NULL);
+
+		if (u != NULL && u->company_id == NULL)
+		{
+			st->ctx.user_email = u->email;
+			st->ctx.user_name = u->name;
+			st->ctx.user_attrs = u->attrs;
+			return;
+		}
+	}
+
 	sw_plan(&load_user_plan,
 			"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
 			"  FROM seriesweb.users u "
 			"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
 			" WHERE u.user_id = $1",
-			1, argtypes, false);
+			1, argtypes);
 	if (run(st, load_user_plan, &arg, NULL, SPI_OK_SELECT) == 1)
 	{
 		HeapTuple tup = SPI_tuptable->vals[0];
@@ -218,7 +290,7 @@ armed_rules(MatchState *st)
 
 	sw_plan(&armed_plan,
 			"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL", 1,
-			argtypes, false);
+			argtypes);
 	n = run(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -251,7 +323,7 @@ mark_reached(MatchState *st, SwBlock *block)
 			"ON CONFLICT (block_id, user_id) DO UPDATE "
 			"   SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "
 			" WHERE p.reached_at IS NULL",
-			3, argtypes, false);
+			3, argtypes);
 	n = run(st, reach_plan, values, NULL, SPI_OK_INSERT);
 	return n == 1;
 }
@@ -277,7 +349,7 @@ first_entry(MatchState *st, SwBlock *block)
 	sw_plan(&entered_plan,
 			"SELECT count(*) FROM seriesweb.progress "
 			" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL",
-			2, argtypes, false);
+			2, argtypes);
 	run(st, entered_plan, values, NULL, SPI_OK_SELECT);
 	reached =
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -300,7 +372,7 @@ arm(MatchState *st, SwBlock *rule)
 	sw_plan(&arm_plan,
 			"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
 			"ON CONFLICT (block_id, user_id) DO NOTHING",
-			2, argtypes, false);
+			2, argtypes);
 	run(st, arm_plan, values, NULL, SPI_OK_INSERT);
 
 	return rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx);
@@ -460,9 +532,8 @@ sw_match_events(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(stmt_cxt);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 
-	create_missing_users(events, slot, &cols, stmt_cxt);
-
 	memset(&st, 0, sizeof(st));
+	st.created = create_missing_users(events, slot, &cols, stmt_cxt);
 	st.cache = sw_cache_get();
 	MemoryContextSwitchTo(stmt_cxt);
 	if (hash_get_num_entries(st.cache->blocks) > 0)

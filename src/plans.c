@@ -11,15 +11,14 @@
 #include "plans.h"
 
 SPIPlanPtr
-sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes, bool custom_plan)
+sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
 {
 	SPIPlanPtr plan;
 
 	if (*slot != NULL)
 		return *slot;
 
-	plan =
-		SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
+	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "seriesweb: could not prepare \"%s\": %s", sql,
 			 SPI_result_code_string(SPI_result));

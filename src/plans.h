@@ -15,13 +15,13 @@
 #include "executor/spi.h"
 
 /*
- * Return *slot, preparing and keeping it first if needed.  custom_plan asks
- * for a fresh plan per execution (for queries whose best plan depends on the
- * parameters, such as a claim with a LIMIT).  Must be called inside
- * SPI_connect.
+ * Return *slot, preparing and keeping it first if needed.  The plan is
+ * generic, made once: every statement here finds its rows by key, and
+ * planning again for each execution would cost more than the statement
+ * (the plan cache keeps choosing custom plans for an unnest of a one-element
+ * array).  Must be called inside SPI_connect.
  */
-extern SPIPlanPtr sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes,
-						  bool custom_plan);
+extern SPIPlanPtr sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes);
 
 /* Execute a saved plan and check the result code; returns SPI_processed. */
 extern uint64 sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,

@@ -40,6 +40,7 @@ static SPIPlanPtr render_failed_plan;
 static SPIPlanPtr claim_plan;
 static SPIPlanPtr record_plan;
 static SPIPlanPtr release_plan;
+static SPIPlanPtr next_due_plan;
 
 /* ------------------------------------------------------------------------
  * Counters
@@ -119,7 +120,7 @@ sw_counts_flush(HTAB *counts)
 	sw_plan(&counts_plan,
 			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, failed) "
 			"SELECT * FROM unnest($1, $2, $3, $4, $5)",
-			5, argtypes, false);
+			5, argtypes);
 	sw_execute(counts_plan, args, NULL, false, 0, SPI_OK_INSERT);
 }
 
@@ -151,7 +152,7 @@ note_render_failure(int32 block_id, const char *error)
 			"INSERT INTO seriesweb.block_activity AS a (block_id, last_failed_at, last_error) "
 			"VALUES ($1, now(), $2) ON CONFLICT (block_id) DO UPDATE "
 			"   SET last_failed_at = EXCLUDED.last_failed_at, last_error = EXCLUDED.last_error",
-			2, argtypes, false);
+			2, argtypes);
 	sw_execute(render_failed_plan, args, NULL, false, 0, SPI_OK_INSERT);
 }
 
@@ -191,7 +192,7 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 		"       status, method, url, headers, body, last_error, finished_at) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
 		"        CASE WHEN $6 = 'failed' THEN now() END)",
-		11, argtypes, false);
+		11, argtypes);
 	sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT);
 
 	if (error)
@@ -319,7 +320,7 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 			"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
 			"          'msg_' || d.delivery_id || '_' "
 			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint)",
-			1, argtypes, false);
+			1, argtypes);
 	n = sw_execute(claim_plan, &arg, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
 	MemoryContextSwitchTo(cxt);
@@ -456,7 +457,7 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, "
 		"'-infinity') "
 		"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
-		10, argtypes, false);
+		10, argtypes);
 	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
 	commit_tx();
 }
@@ -491,7 +492,7 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 		"   SET status = 'pending', next_attempt_at = now() + make_interval(secs => r.ms / 1000.0) "
 		"  FROM unnest($1, $2) AS r(id, ms) "
 		" WHERE d.delivery_id = r.id AND d.status = 'sending'",
-		2, argtypes, false);
+		2, argtypes);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }
@@ -505,10 +506,10 @@ sw_queue_next_due(void)
 	Datum		d;
 
 	begin_tx("seriesweb: look for the next due delivery");
-	if (SPI_execute(
-			"SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'", true,
-			1) != SPI_OK_SELECT)
-		elog(ERROR, "seriesweb: could not read the queue");
+	sw_plan(&next_due_plan,
+			"SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'", 0,
+			NULL);
+	sw_execute(next_due_plan, NULL, NULL, true, 1, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		due = DatumGetTimestampTz(d);

@@ -85,6 +85,7 @@ sw_shared_set_state(SwWorkerState state, const char *detail)
 	else
 	{
 		sw_shared->latch = MyLatch;
+		sw_shared->database = MyDatabaseId;
 		sw_shared->pid = MyProcPid;
 	}
 	strlcpy(sw_shared->detail, detail ? detail : "", sizeof(sw_shared->detail));

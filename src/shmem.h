@@ -26,8 +26,9 @@ typedef enum SwWorkerState
 
 typedef struct SwShared
 {
-	slock_t		  mutex; /* protects everything below */
-	Latch		 *latch; /* the worker's latch, NULL when none */
+	slock_t		  mutex;	/* protects everything below */
+	Latch		 *latch;	/* the worker's latch, NULL when none */
+	Oid			  database; /* the worker's, once connected */
 	pid_t		  pid;
 	SwWorkerState state;
 	int			  in_flight;

@@ -63,11 +63,18 @@ text_key_match(const void *a, const void *b, Size keysize)
 HTAB *
 sw_text_set_create(const char *name, MemoryContext cxt)
 {
+	return sw_text_map_create(name, sizeof(text *), cxt);
+}
+
+HTAB *
+sw_text_map_create(const char *name, Size entrysize, MemoryContext cxt)
+{
 	HASHCTL ctl;
 
+	Assert(entrysize >= sizeof(text *));
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(text *);
-	ctl.entrysize = sizeof(text *);
+	ctl.entrysize = entrysize;
 	ctl.hash = text_key_hash;
 	ctl.match = text_key_match;
 	ctl.hcxt = cxt;

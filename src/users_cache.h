@@ -16,6 +16,9 @@
 /* A set of text values (keys are text pointers, compared by content). */
 extern HTAB *sw_text_set_create(const char *name, MemoryContext cxt);
 
+/* The same keyed map: entries of entrysize bytes that start with the key. */
+extern HTAB *sw_text_map_create(const char *name, Size entrysize, MemoryContext cxt);
+
 /* Install the callbacks; once per backend, at library load. */
 extern void sw_users_cache_register(void);
 

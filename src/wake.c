@@ -19,6 +19,7 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "shmem.h"
 #include "wake.h"
 
@@ -28,14 +29,17 @@ void
 sw_wake_now(void)
 {
 	Latch *latch;
+	Oid	   database;
 
 	if (sw_shared == NULL)
 		return;
 	/* A stale pointer is harmless: latches tolerate spurious sets. */
 	SpinLockAcquire(&sw_shared->mutex);
 	latch = sw_shared->latch;
+	database = sw_shared->database;
 	SpinLockRelease(&sw_shared->mutex);
-	if (latch)
+	/* Deliveries of another database are not the worker's to send. */
+	if (latch && (database == InvalidOid || database == MyDatabaseId))
 		SetLatch(latch);
 }
 
