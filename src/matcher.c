@@ -13,9 +13,10 @@
  *
  * Reaching a block is one INSERT .. ON CONFLICT on seriesweb.progress that
  * returns a row only the first time, which makes "each block at most once
- * per user" hold under concurrency too.  Reaching a block arms the blocks
- * after it: webhooks fire at once (sw_enqueue), rules wait for a later event
- * of the user, except rules with no event name, checked at once.
+ * per user" hold under concurrency too (for a webhook, sw_enqueue writes it
+ * with the delivery, in one statement).  Reaching a block arms the blocks
+ * after it: webhooks fire at once, rules wait for a later event of the
+ * user, except rules with no event name, checked at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -416,20 +417,23 @@ reach(MatchState *st, SwBlock *first)
 		CHECK_FOR_INTERRUPTS();
 		if (step->arm && !arm(st, block))
 			continue;
-		if (!mark_reached(st, block))
-			continue;
-		sw_counts_add(st->counts, block->block_id, block->series->series_id,
-					  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
-
 		if (block->is_webhook)
 		{
+			bool fired;
+
 			st->ctx.series_id = block->series->series_id;
 			st->ctx.series_name = block->series->name;
 			st->ctx.block_id = block->block_id;
 			st->ctx.block_title = block->title;
-			sw_enqueue(st->cache, block, &st->ctx, st->counts);
+			fired = sw_enqueue(st->cache, block, &st->ctx, st->counts);
 			MemoryContextSwitchTo(st->event_cxt);
+			if (!fired)
+				continue;
 		}
+		else if (!mark_reached(st, block))
+			continue;
+		sw_counts_add(st->counts, block->block_id, block->series->series_id,
+					  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
 		/* pushed last first, so that the first connection is followed first */
 		for (int i = block->nnext - 1; i >= 0; i--)
 			stack = push_step(stack, block->next[i], !block->next[i]->is_webhook);

@@ -3,9 +3,9 @@
  * queue.c
  *	  The delivery queue in seriesweb.deliveries, and the per-block counters.
  *
- * Matcher side: sw_enqueue() renders a webhook for one user and inserts the
- * delivery in the inserting transaction, asking for the worker to be woken
- * at commit.  Worker side: every function below runs one short transaction
+ * Matcher side: sw_enqueue() renders a webhook for one user and, in the
+ * inserting transaction, marks the block reached and inserts the delivery
+ * (one statement), asking for the worker to be woken at commit.  Worker side: every function below runs one short transaction
  * of its own — claim due deliveries (pending -> sending, FOR UPDATE SKIP
  * LOCKED), record a batch of outcomes (one statement: delivery rows, attempt
  * rows, counters, last activity), recover deliveries a crash left in
@@ -156,7 +156,7 @@ note_render_failure(int32 block_id, const char *error)
 	sw_execute(render_failed_plan, args, NULL, false, 0, SPI_OK_INSERT);
 }
 
-void
+bool
 sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 {
 	static const Oid  argtypes[11] = {INT8OID, INT4OID, INT4OID,	  TEXTOID, INT8OID, TEXTOID,
@@ -186,14 +186,24 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 	else
 		nulls[10] = 'n';
 
+	/* The progress row as matcher.c's mark_reached() writes it. */
 	sw_plan(
 		&enqueue_plan,
+		"WITH reached AS ("
+		"  INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) "
+		"  VALUES ($3, $4, now(), $5) "
+		"  ON CONFLICT (block_id, user_id) DO UPDATE "
+		"     SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "
+		"   WHERE p.reached_at IS NULL "
+		"  RETURNING 1) "
 		"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, "
 		"       status, method, url, headers, body, last_error, finished_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-		"        CASE WHEN $6 = 'failed' THEN now() END)",
+		"SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+		"       CASE WHEN $6 = 'failed' THEN now() END "
+		"  FROM reached",
 		11, argtypes);
-	sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT);
+	if (sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT) == 0)
+		return false;
 
 	if (error)
 	{
@@ -202,6 +212,7 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 	}
 	else
 		sw_wake_at_commit();
+	return true;
 }
 
 /* ------------------------------------------------------------------------

@@ -24,8 +24,12 @@ extern void	 sw_counts_flush(HTAB *counts);
 
 /* ---- matcher side ---- */
 
-/* Render and insert one delivery of webhook block wh; inside SPI. */
-extern void sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts);
+/*
+ * The user reaches webhook block wh: record it in seriesweb.progress and
+ * insert its rendered delivery, with one statement; inside SPI.  False (and
+ * nothing inserted) if the user had reached the block already.
+ */
+extern bool sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts);
 
 /* ---- worker side ---- */
 
