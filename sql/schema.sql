@@ -48,6 +48,11 @@ ALTER SYSTEM SET seriesweb.timeout = '1h';
 -- A misspelt setting in the reserved prefix is refused.
 SET seriesweb.timout = '1s';
 
+-- Emails are unique; users without one are not.
+INSERT INTO seriesweb.users (user_id, email) VALUES ('e1', 'same@example.com'), ('e2', NULL), ('e3', NULL);
+INSERT INTO seriesweb.users (user_id, email) VALUES ('e4', 'same@example.com');
+DELETE FROM seriesweb.users WHERE user_id IN ('e1', 'e2', 'e3');
+
 -- The worker of this test instance serves the database "postgres", so this
 -- database's deliveries wait, and worker_status says so.
 SELECT database, detail FROM seriesweb.worker_status();

@@ -34,7 +34,7 @@ CREATE TABLE seriesweb.companies (
 CREATE TABLE seriesweb.users (
 	user_id text PRIMARY KEY
 		CONSTRAINT users_user_id_length CHECK (octet_length(user_id) <= 1024),
-	email text UNIQUE
+	email text
 		CONSTRAINT users_email_length CHECK (octet_length(email) <= 1024),
 	name text
 		CONSTRAINT users_name_length CHECK (octet_length(name) <= 1024),
@@ -43,7 +43,11 @@ CREATE TABLE seriesweb.users (
 		CONSTRAINT users_attributes_object CHECK (jsonb_typeof(attributes) = 'object'),
 	created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX users_name ON seriesweb.users (name);
+-- Emails are unique.  Both indexes leave out the users that have no email
+-- or name, such as those created by their first event: one index entry
+-- fewer each for them.
+CREATE UNIQUE INDEX users_email ON seriesweb.users (email) WHERE email IS NOT NULL;
+CREATE INDEX users_name ON seriesweb.users (name) WHERE name IS NOT NULL;
 
 -- No foreign key to users: the events trigger creates missing users, once
 -- per statement, instead of one referential check per row.
