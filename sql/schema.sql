@@ -48,9 +48,13 @@ ALTER SYSTEM SET seriesweb.timeout = '1h';
 -- A misspelt setting in the reserved prefix is refused.
 SET seriesweb.timout = '1s';
 
--- Emails are unique; users without one are not.
+-- Emails are unique (users without one are not), and an upsert can name
+-- the constraint.
 INSERT INTO seriesweb.users (user_id, email) VALUES ('e1', 'same@example.com'), ('e2', NULL), ('e3', NULL);
 INSERT INTO seriesweb.users (user_id, email) VALUES ('e4', 'same@example.com');
+INSERT INTO seriesweb.users (user_id, email, name) VALUES ('e5', 'same@example.com', 'Sam')
+    ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name;
+SELECT user_id, email, name FROM seriesweb.users WHERE email IS NOT NULL;
 DELETE FROM seriesweb.users WHERE user_id IN ('e1', 'e2', 'e3');
 
 -- The worker of this test instance serves the database "postgres", so this

@@ -34,7 +34,7 @@ CREATE TABLE seriesweb.companies (
 CREATE TABLE seriesweb.users (
 	user_id text PRIMARY KEY
 		CONSTRAINT users_user_id_length CHECK (octet_length(user_id) <= 1024),
-	email text
+	email text UNIQUE
 		CONSTRAINT users_email_length CHECK (octet_length(email) <= 1024),
 	name text
 		CONSTRAINT users_name_length CHECK (octet_length(name) <= 1024),
@@ -43,10 +43,9 @@ CREATE TABLE seriesweb.users (
 		CONSTRAINT users_attributes_object CHECK (jsonb_typeof(attributes) = 'object'),
 	created_at timestamptz NOT NULL DEFAULT now()
 );
--- Emails are unique.  Both indexes leave out the users that have no email
--- or name, such as those created by their first event: one index entry
--- fewer each for them.
-CREATE UNIQUE INDEX users_email ON seriesweb.users (email) WHERE email IS NOT NULL;
+-- Leaves out users with no name, such as those created by their first
+-- event.  (Emails keep a plain UNIQUE constraint, which ON CONFLICT (email)
+-- can name.)
 CREATE INDEX users_name ON seriesweb.users (name) WHERE name IS NOT NULL;
 
 -- No foreign key to users: the events trigger creates missing users, once
