@@ -157,19 +157,18 @@ handle_signals(WorkerState *w)
  * Every statement of the worker finds its rows through an index: the due
  * deliveries in next_attempt_at order, deliveries by id.  The queue swings
  * from empty to a million rows between two ANALYZEs, and a plan made for the
- * empty table (scan and sort the whole queue to claim 256 rows), or a
- * generic plan that expects a LIMIT to return a tenth of the table (hash
- * join it with the whole table), makes every claim cost the backlog.  So
- * this session never plans a sequential or bitmap scan, a sort, or a hash
- * or merge join, where an index and a nested loop will do.  And no JIT: the
+ * empty table (scan and sort the whole queue to claim 256 rows) makes every
+ * claim cost the whole backlog.  So this session never plans a sequential
+ * or bitmap scan, or a sort, where an index will do (joins stay free: the
+ * record statement hashes its batch against the few rows in sending, where
+ * a nested loop would rescan the batch for each).  And no JIT: the
  * statements are short, and the penalty these settings put on the paths
  * they rule out would make every plan look costly enough to compile.
  */
 static void
 index_only_plans(void)
 {
-	static const char *const off[] = {"jit",		 "enable_seqscan",	"enable_bitmapscan",
-									  "enable_sort", "enable_hashjoin", "enable_mergejoin"};
+	static const char *const off[] = {"jit", "enable_seqscan", "enable_bitmapscan", "enable_sort"};
 
 	for (int i = 0; i < lengthof(off); i++)
 		SetConfigOption(off[i], "off", PGC_SUSET, PGC_S_OVERRIDE);

@@ -238,6 +238,14 @@ wait_queue_idle() {
 	die "deliveries still pending after 10 minutes"
 }
 
+# nginx logs a request once it has answered it: wait until the log holds
+# every delivery the database counts as sent for the run.
+wait_logged() {		# tag offset
+	local sent
+	sent=$(q "SELECT count(*) FROM seriesweb.deliveries WHERE status = 'sent' AND user_id LIKE 'u$1-%'")
+	perl "$here/bench.pl" wait "$nginx_log" "$2" "$sent" 10 >/dev/null
+}
+
 # Compare what the database counts as sent for a run with what nginx got.
 verify_run() {		# what tag offset [block_id]
 	local what=$1 tag=$2 offset=$3 block=${4:-} where counts sent failed other got arr
@@ -309,7 +317,7 @@ insert_pair() {		# key db script run
 		log "$key $variant run $run: $tps TPS"
 		if [ $variant = trig ] && [ "$db" = bench ] && [ "$script" = fire.sql ]; then
 			wait_queue_idle
-			sleep 0.1
+			wait_logged "$tag" "$offset"
 			verify_run "insert, one webhook per event" "$tag" "$offset"
 		fi
 	done
@@ -377,7 +385,7 @@ drain() {		# key n run [rss]
 			check "**the worker restarted** during the $n drain (pid $worker_pid)"
 	fi
 	wait_queue_idle
-	sleep 0.1
+	wait_logged "$tag" "$offset"
 	verify_run "drain of $n" "$tag" "$offset"
 }
 
@@ -391,7 +399,7 @@ bench_latency() {	# run
 	(cd "$work" && pgbench -c 4 -j 2 -R 200 -T "$lat_s" -l --log-prefix=lat_log -D tag="$tag" \
 		-f "$work/lat.sql" bench >/dev/null)
 	wait_queue_idle
-	sleep 0.1
+	wait_logged "$tag" "$offset"
 	q "SELECT user_id || '|' || extract(epoch FROM occurred_at) FROM seriesweb.events
 	    WHERE user_id LIKE 'u$tag-%'" >"$work/lat-times.txt"
 	lat=$(perl "$here/bench.pl" latency "$nginx_log" "$offset" "/d/$tag/" "$work/lat-times.txt" "$work"/lat_log*)
@@ -439,7 +447,7 @@ bench_slow() {		# run
 		fi
 		log "fast endpoint ($variant) run $run: $rate/s; $arr"
 		wait_queue_idle
-		sleep 0.1
+		wait_logged "$tag" "$offset"
 		if [ $variant = base ]; then
 			verify_run "fast endpoint alone" "$tag" "$offset"
 		else
