@@ -184,8 +184,10 @@ CREATE TABLE seriesweb.deliveries (
 	headers text[] NOT NULL,
 	body text NOT NULL
 );
--- The claim reads the head of this index; it holds only what is due.
-CREATE INDEX deliveries_due ON seriesweb.deliveries (next_attempt_at) WHERE status = 'pending';
+-- The claim reads this index in order from where the last claim stopped;
+-- it holds only what is waiting.
+CREATE INDEX deliveries_due ON seriesweb.deliveries (next_attempt_at, delivery_id)
+	WHERE status = 'pending';
 CREATE INDEX deliveries_sending ON seriesweb.deliveries (delivery_id) WHERE status = 'sending';
 CREATE INDEX deliveries_failed ON seriesweb.deliveries (block_id) WHERE status = 'failed';
 CREATE INDEX deliveries_finished ON seriesweb.deliveries (finished_at) WHERE finished_at IS NOT NULL;

@@ -265,6 +265,21 @@ async_commit(void)
 		elog(ERROR, "seriesweb: could not set synchronous_commit");
 }
 
+/*
+ * The record and release statements join a batch (arrays, unnested) with
+ * the deliveries of the same ids.  A generic plan cannot see the batch size
+ * and nests a loop that rescans the batch for every delivery; the join is
+ * hashed instead, both sides at most one batch long (the ids are also an
+ * index condition on the deliveries, so the rows in sending are not all
+ * read).
+ */
+static void
+join_batch_by_hash(void)
+{
+	if (SPI_execute("SET LOCAL enable_nestloop = off", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "seriesweb: could not set enable_nestloop");
+}
+
 void
 sw_queue_recover(void)
 {
@@ -309,14 +324,20 @@ claimed_headers(HeapTuple tup, TupleDesc desc, int col, SwClaimed *c)
 		c->headers[i] = elnulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
 }
 
-/* Claim up to limit due deliveries; their copies are allocated in cxt. */
+/*
+ * Claim up to limit due deliveries after the cursor, in due order, and move
+ * the cursor past them; their copies are allocated in cxt.
+ */
 int
-sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
+sw_queue_claim(int limit, SwClaimCursor *cursor, SwClaimed *out, MemoryContext cxt)
 {
-	static const Oid argtypes[1] = {INT4OID};
-	Datum			 arg = Int32GetDatum(limit);
+	static const Oid argtypes[3] = {INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum			 args[3];
 	uint64			 n;
 
+	args[0] = Int32GetDatum(limit);
+	args[1] = TimestampTzGetDatum(cursor->at);
+	args[2] = Int64GetDatum(cursor->id);
 	begin_tx("seriesweb: claim due deliveries");
 	async_commit();
 	/*
@@ -328,22 +349,26 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 			" WHERE d.delivery_id = ANY (ARRAY("
 			"         SELECT delivery_id FROM seriesweb.deliveries "
 			"          WHERE status = 'pending' AND next_attempt_at <= now() "
-			"          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)) "
+			"            AND (next_attempt_at, delivery_id) > ($2, $3) "
+			"          ORDER BY next_attempt_at, delivery_id "
+			"          LIMIT $1 FOR UPDATE SKIP LOCKED)) "
 			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
 			"          d.method, d.url, d.headers, d.body, "
 			"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
 			"          'msg_' || d.delivery_id || '_' "
-			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint)",
-			1, argtypes);
-	n = sw_execute(claim_plan, &arg, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint), "
+			"          d.next_attempt_at",
+			3, argtypes);
+	n = sw_execute(claim_plan, args, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
 	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple  tup = SPI_tuptable->vals[i];
-		TupleDesc  desc = SPI_tuptable->tupdesc;
-		SwClaimed *c = &out[i];
-		bool	   isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SwClaimed  *c = &out[i];
+		bool		isnull;
+		TimestampTz due;
 
 		c->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		c->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
@@ -356,6 +381,13 @@ sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt)
 		c->body_len = strlen(c->body);
 		c->secret = SPI_getvalue(tup, desc, 9);
 		c->webhook_id = claimed_text(tup, desc, 10);
+		/* RETURNING is in no particular order: keep the last in due order. */
+		due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 11, &isnull));
+		if (due > cursor->at || (due == cursor->at && c->delivery_id > cursor->id))
+		{
+			cursor->at = due;
+			cursor->id = c->delivery_id;
+		}
 	}
 	commit_tx();
 	return (int) n;
@@ -423,6 +455,7 @@ sw_queue_record(SwOutcome *outcomes, int n)
 	if (n == 0)
 		return;
 	begin_tx("seriesweb: record delivery outcomes");
+	join_batch_by_hash();
 	for (int c = 0; c < 10; c++)
 	{
 		a.v[c] = palloc(sizeof(Datum) * n);
@@ -445,7 +478,8 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at), "
 		"         finished_at = CASE WHEN r.status IN ('sent', 'failed') THEN r.finished_at END, "
 		"         response_status = r.response_status, last_error = r.error "
-		"    FROM r WHERE d.delivery_id = r.delivery_id AND d.status = 'sending' "
+		"    FROM r WHERE d.delivery_id = r.delivery_id AND d.delivery_id = ANY ($1) "
+		"     AND d.status = 'sending' "
 		"  RETURNING d.block_id, d.series_id, r.status, r.finished_at, r.error), "
 		"a AS ("
 		"  INSERT INTO seriesweb.delivery_attempts "
@@ -490,6 +524,7 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 
 	begin_tx("seriesweb: hand back deliveries waiting for a busy destination");
 	async_commit();
+	join_batch_by_hash();
 	idd = palloc(sizeof(Datum) * n);
 	msd = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
@@ -505,7 +540,7 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 		"UPDATE seriesweb.deliveries d "
 		"   SET status = 'pending', next_attempt_at = now() + make_interval(secs => r.ms / 1000.0) "
 		"  FROM unnest($1, $2) AS r(id, ms) "
-		" WHERE d.delivery_id = r.id AND d.status = 'sending'",
+		" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) AND d.status = 'sending'",
 		2, argtypes);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();

@@ -65,11 +65,22 @@ typedef struct SwOutcome
 	char	   *response_body;	 /* capped; may be NULL */
 } SwOutcome;
 
+/*
+ * Where the last claim stopped in the due order (next_attempt_at, then
+ * delivery_id).  The next claim starts after it instead of stepping again
+ * over the index entries of everything claimed since the last VACUUM.
+ */
+typedef struct SwClaimCursor
+{
+	TimestampTz at; /* DT_NOBEGIN: from the start */
+	int64		id;
+} SwClaimCursor;
+
 /* Each of these runs its own short transaction. */
-extern void		   sw_queue_recover(void);
-extern int		   sw_queue_claim(int limit, SwClaimed *out, MemoryContext cxt);
-extern void		   sw_queue_record(SwOutcome *outcomes, int n);
-extern void		   sw_queue_release(const int64 *ids, const int *delay_ms, int n);
+extern void sw_queue_recover(void);
+extern int	sw_queue_claim(int limit, SwClaimCursor *cursor, SwClaimed *out, MemoryContext cxt);
+extern void sw_queue_record(SwOutcome *outcomes, int n);
+extern void sw_queue_release(const int64 *ids, const int *delay_ms, int n);
 extern TimestampTz sw_queue_next_due(void);
 extern void		   sw_queue_fold_counts(void);
 extern int64	   sw_queue_purge(int retention_s);

@@ -59,6 +59,10 @@
 #define BUSY_POLL_MS 5
 /* A delivery may wait this long in the ready list for its destination. */
 #define READY_HORIZON_MS 250.0
+/* A delivery handed back for a slow destination waits at most this long. */
+#define HAND_BACK_MAX_MS (10 * 60 * 1000)
+/* Claims start from the beginning of the due order at least this often. */
+#define CURSOR_RESTART_MS 1000
 /* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
 #define IDLE_LOOK_MS 5000
 #define FOLD_EVERY_MS 2000
@@ -83,11 +87,12 @@ typedef struct Job
 /* Per destination: slots in use, deliveries waiting, typical duration. */
 typedef struct Host
 {
-	uint32 host; /* hash key */
-	int	   in_flight;
-	int	   waiting;
-	int	   seen;   /* scratch for release_backlog */
-	double avg_ms; /* moving average; -1 before the first request ends */
+	uint32		host; /* hash key */
+	int			in_flight;
+	int			waiting;
+	int			seen;	   /* scratch for release_backlog */
+	double		avg_ms;	   /* moving average; -1 before the first request ends */
+	TimestampTz handed_to; /* the last handed-back delivery is due then */
 } Host;
 
 typedef struct WorkerState
@@ -109,6 +114,8 @@ typedef struct WorkerState
 	int			  noutcomes;
 	TimestampTz	  first_outcome_at;
 	TimestampTz	  next_due;
+	SwClaimCursor cursor;
+	TimestampTz	  cursor_since; /* when claims last started from the beginning */
 	TimestampTz	  last_fold;
 	TimestampTz	  last_purge;
 	bool		  counts_dirty;
@@ -318,6 +325,7 @@ get_host(WorkerState *w, uint32 key)
 	{
 		h->in_flight = h->waiting = h->seen = 0;
 		h->avg_ms = -1; /* no request finished yet */
+		h->handed_to = 0;
 	}
 	return h;
 }
@@ -405,12 +413,27 @@ host_keep(const Host *h, int per_host)
 
 /*
  * Hand back deliveries that would wait behind a slow destination for longer
- * than the horizon, due again after about one of its requests: the ready
- * list does not fill up with them, and the queue keeps the order for
- * everyone else.  A fast destination keeps its whole backlog.
+ * than the horizon: the ready list does not fill up with them, and the queue
+ * keeps the order for everyone else.  Each is due again when the
+ * destination's slots should have worked through those handed back before
+ * it, so that a backlog of thousands comes back a slot's worth at a time
+ * instead of all of it after every request (claimed and handed back over
+ * and over).  A fast destination keeps its whole backlog.
  */
+static int
+hand_back_delay(Host *h, int per_host, TimestampTz now)
+{
+	double		request_ms = Max(200.0, h->avg_ms);
+	TimestampTz due = Max(TimestampTzPlusMilliseconds(now, (int64) request_ms), h->handed_to);
+
+	due = Min(TimestampTzPlusMilliseconds(due, (int64) (request_ms / per_host)),
+			  TimestampTzPlusMilliseconds(now, HAND_BACK_MAX_MS));
+	h->handed_to = due;
+	return (int) ms_until(due, now);
+}
+
 static void
-release_backlog(WorkerState *w)
+release_backlog(WorkerState *w, TimestampTz now)
 {
 	dlist_mutable_iter it;
 	int				   per_host = host_slots();
@@ -429,7 +452,7 @@ release_backlog(WorkerState *w)
 		if (++host->seen <= host_keep(host, per_host))
 			continue;
 		w->release_ids[w->nrelease] = job->claimed.delivery_id;
-		w->release_ms[w->nrelease] = Max(200, (int) host->avg_ms);
+		w->release_ms[w->nrelease] = hand_back_delay(host, per_host, now);
 		w->nrelease++;
 		dlist_delete(&job->node);
 		w->nready--;
@@ -476,6 +499,14 @@ ensure_buffers(WorkerState *w)
 	w->claim_cap = claim;
 }
 
+static void
+restart_cursor(WorkerState *w, TimestampTz now)
+{
+	w->cursor.at = DT_NOBEGIN;
+	w->cursor.id = 0;
+	w->cursor_since = now;
+}
+
 /*
  * Fill the ready list up to claim_cap: one claim transaction for many
  * deliveries, not one per free slot.
@@ -487,11 +518,23 @@ claim(WorkerState *w, TimestampTz now)
 	MemoryContext cxt;
 	int			  want = w->claim_cap - w->nready;
 	int			  n;
+	bool		  from_start;
 
+	/*
+	 * A transaction that began before the cursor's position may have
+	 * committed deliveries behind it since: go back to the beginning now and
+	 * then, and whenever the cursor reaches the end.
+	 */
+	if (ms_until(TimestampTzPlusMilliseconds(w->cursor_since, CURSOR_RESTART_MS), now) == 0)
+		restart_cursor(w, now);
+	from_start = w->cursor.at == DT_NOBEGIN;
 	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
-	n = sw_queue_claim(want, w->claim_buf, cxt);
+	n = sw_queue_claim(want, &w->cursor, w->claim_buf, cxt);
 	if (n < want)
-		w->next_due = sw_queue_next_due();
+	{
+		restart_cursor(w, now);
+		w->next_due = from_start ? sw_queue_next_due() : now;
+	}
 	else
 		w->next_due = now;
 	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
@@ -583,7 +626,7 @@ worker_loop(WorkerState *w)
 		{
 			claim(w, now);
 			start_ready(w);
-			release_backlog(w);
+			release_backlog(w, now);
 		}
 
 		if (sw_sender_in_flight(w->sender) > 0)
@@ -644,6 +687,7 @@ sw_worker_main(Datum arg)
 	}
 	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
 	w.last_fold = w.last_purge = GetCurrentTimestamp();
+	restart_cursor(&w, w.last_fold);
 	w.counts_dirty = true;
 	sw_shared_set_state(SW_WORKER_RUNNING, "sending deliveries");
 	ereport(LOG, (errmsg("seriesweb worker sending deliveries of database \"%s\"", sw_database)));
