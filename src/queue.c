@@ -325,21 +325,30 @@ claimed_headers(HeapTuple tup, TupleDesc desc, int col, SwClaimed *c)
 }
 
 /*
- * Claim up to limit due deliveries after the cursor, in due order, and move
- * the cursor past them; their copies are allocated in cxt.
+ * Claim up to limit due deliveries after the cursor, in due order, passing
+ * over those whose URL starts with one of the nskip destinations in skip
+ * ("scheme://host:port"), and move the cursor past them; their copies are
+ * allocated in cxt.
  */
 int
-sw_queue_claim(int limit, SwClaimCursor *cursor, SwClaimed *out, MemoryContext cxt)
+sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, SwClaimed *out,
+			   MemoryContext cxt)
 {
-	static const Oid argtypes[3] = {INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum			 args[3];
+	static const Oid argtypes[4] = {INT4OID, TIMESTAMPTZOID, INT8OID, TEXTARRAYOID};
+	Datum			 args[4];
+	Datum			*skipd;
 	uint64			 n;
 
+	begin_tx("seriesweb: claim due deliveries");
+	async_commit();
+	/* Allocated in the transaction: gone with it. */
+	skipd = palloc(sizeof(Datum) * Max(nskip, 1));
+	for (int i = 0; i < nskip; i++)
+		skipd[i] = CStringGetTextDatum(skip[i]);
 	args[0] = Int32GetDatum(limit);
 	args[1] = TimestampTzGetDatum(cursor->at);
 	args[2] = Int64GetDatum(cursor->id);
-	begin_tx("seriesweb: claim due deliveries");
-	async_commit();
+	args[3] = PointerGetDatum(construct_array(skipd, nskip, TEXTOID, -1, false, TYPALIGN_INT));
 	/*
 	 * One generic plan, which assumes LIMIT $1 is a tenth of the table: the
 	 * ids are an array, not a join that would then read the whole table.
@@ -350,6 +359,8 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, SwClaimed *out, MemoryContext c
 			"         SELECT delivery_id FROM seriesweb.deliveries "
 			"          WHERE status = 'pending' AND next_attempt_at <= now() "
 			"            AND (next_attempt_at, delivery_id) > ($2, $3) "
+			"            AND split_part(url, '/', 1) || '//' || split_part(url, '/', 3) "
+			"                <> ALL ($4) "
 			"          ORDER BY next_attempt_at, delivery_id "
 			"          LIMIT $1 FOR UPDATE SKIP LOCKED)) "
 			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
@@ -358,7 +369,7 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, SwClaimed *out, MemoryContext c
 			"          'msg_' || d.delivery_id || '_' "
 			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint), "
 			"          d.next_attempt_at",
-			3, argtypes);
+			4, argtypes);
 	n = sw_execute(claim_plan, args, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
 	MemoryContextSwitchTo(cxt);

@@ -77,10 +77,11 @@ typedef struct SwClaimCursor
 } SwClaimCursor;
 
 /* Each of these runs its own short transaction. */
-extern void sw_queue_recover(void);
-extern int	sw_queue_claim(int limit, SwClaimCursor *cursor, SwClaimed *out, MemoryContext cxt);
-extern void sw_queue_record(SwOutcome *outcomes, int n);
-extern void sw_queue_release(const int64 *ids, const int *delay_ms, int n);
+extern void		   sw_queue_recover(void);
+extern int		   sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip,
+								  SwClaimed *out, MemoryContext cxt);
+extern void		   sw_queue_record(SwOutcome *outcomes, int n);
+extern void		   sw_queue_release(const int64 *ids, const int *delay_ms, int n);
 extern TimestampTz sw_queue_next_due(void);
 extern void		   sw_queue_fold_counts(void);
 extern int64	   sw_queue_purge(int retention_s);

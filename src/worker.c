@@ -93,6 +93,7 @@ typedef struct Host
 	int			seen;	   /* scratch for release_backlog */
 	double		avg_ms;	   /* moving average; -1 before the first request ends */
 	TimestampTz handed_to; /* the last handed-back delivery is due then */
+	char	   *key;	   /* "scheme://host:port" as the claim sees it; or NULL */
 } Host;
 
 typedef struct WorkerState
@@ -304,15 +305,39 @@ record_outcomes(WorkerState *w)
 /* ---- claiming and sending ---- */
 
 /* The destination of a URL, for per-destination slots: scheme://host:port. */
+static size_t
+host_len(const char *url)
+{
+	const char *start = strstr(url, "://");
+
+	start = start ? start + 3 : url;
+	return (start - url) + strcspn(start, "/?#");
+}
+
 static uint32
 host_of(const char *url)
 {
-	const char *start = strstr(url, "://");
-	size_t		len;
+	return hash_bytes((const unsigned char *) url, host_len(url));
+}
 
-	start = start ? start + 3 : url;
-	len = strcspn(start, "/?#");
-	return hash_bytes((const unsigned char *) url, (start - url) + len);
+/*
+ * The destination as the claim statement computes it from the URL (up to
+ * the third '/'), for claims to pass over; NULL when the two would differ
+ * (a query or fragment right after the host), and then it is not passed
+ * over.
+ */
+static char *
+host_key(const char *url, MemoryContext cxt)
+{
+	size_t len = host_len(url);
+	char  *key;
+
+	if (strstr(url, "://") == NULL || (url[len] != '/' && url[len] != '\0'))
+		return NULL;
+	key = MemoryContextAlloc(cxt, len + 1);
+	memcpy(key, url, len);
+	key[len] = '\0';
+	return key;
 }
 
 static Host *
@@ -326,6 +351,7 @@ get_host(WorkerState *w, uint32 key)
 		h->in_flight = h->waiting = h->seen = 0;
 		h->avg_ms = -1; /* no request finished yet */
 		h->handed_to = 0;
+		h->key = NULL;
 	}
 	return h;
 }
@@ -514,11 +540,31 @@ restart_cursor(WorkerState *w, TimestampTz now)
 static void
 claim(WorkerState *w, TimestampTz now)
 {
-	Batch		 *batch;
-	MemoryContext cxt;
-	int			  want = w->claim_cap - w->nready;
-	int			  n;
-	bool		  from_start;
+	Batch		   *batch;
+	MemoryContext	cxt;
+	int				want = w->claim_cap - w->nready;
+	int				n;
+	bool			from_start;
+	Host		   *host;
+	const char	  **full = NULL;
+	int				nfull = 0;
+	HASH_SEQ_STATUS seq;
+	int				per_host = host_slots();
+
+	/*
+	 * Destinations with every slot busy and as many deliveries waiting as
+	 * they may keep: the claim passes over theirs (they stay pending and in
+	 * order), rather than claiming them only to hand them back.
+	 */
+	hash_seq_init(&seq, w->hosts);
+	while ((host = hash_seq_search(&seq)) != NULL)
+		if (host->key != NULL && host->in_flight >= per_host &&
+			host->waiting >= host_keep(host, per_host))
+		{
+			if (full == NULL)
+				full = palloc(sizeof(char *) * hash_get_num_entries(w->hosts));
+			full[nfull++] = host->key;
+		}
 
 	/*
 	 * A transaction that began before the cursor's position may have
@@ -529,7 +575,9 @@ claim(WorkerState *w, TimestampTz now)
 		restart_cursor(w, now);
 	from_start = w->cursor.at == DT_NOBEGIN;
 	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
-	n = sw_queue_claim(want, &w->cursor, w->claim_buf, cxt);
+	n = sw_queue_claim(want, &w->cursor, full, nfull, w->claim_buf, cxt);
+	if (full)
+		pfree(full);
 	if (n < want)
 	{
 		restart_cursor(w, now);
@@ -555,7 +603,10 @@ claim(WorkerState *w, TimestampTz now)
 		job->claimed = w->claim_buf[i];
 		job->batch = batch;
 		job->host = host_of(job->claimed.url);
-		get_host(w, job->host)->waiting++;
+		host = get_host(w, job->host);
+		if (host->key == NULL)
+			host->key = host_key(job->claimed.url, w->loop_cxt);
+		host->waiting++;
 		dlist_push_tail(&w->ready, &job->node);
 		w->nready++;
 	}
