@@ -119,15 +119,6 @@ col_text(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
-static Jsonb *
-col_jsonb(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool  isnull;
-	Datum d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? NULL : DatumGetJsonbPCopy(d);
-}
-
 /*
  * Create the users of all events that do not exist yet, with one
  * statement, unless this backend knows them all (users_cache.c).  Distinct
@@ -209,7 +200,7 @@ create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventC
 
 		u->email = col_text(tup, desc, 2);
 		u->name = col_text(tup, desc, 3);
-		u->attrs = col_jsonb(tup, desc, 4);
+		u->attrs = sw_col_jsonb(tup, desc, 4);
 		u->company_id = col_text(tup, desc, 5);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -262,10 +253,10 @@ load_user(MatchState *st)
 
 		st->ctx.user_email = col_text(tup, desc, 1);
 		st->ctx.user_name = col_text(tup, desc, 2);
-		st->ctx.user_attrs = col_jsonb(tup, desc, 3);
+		st->ctx.user_attrs = sw_col_jsonb(tup, desc, 3);
 		st->ctx.company_id = col_text(tup, desc, 4);
 		st->ctx.company_name = col_text(tup, desc, 5);
-		st->ctx.company_attrs = col_jsonb(tup, desc, 6);
+		st->ctx.company_attrs = sw_col_jsonb(tup, desc, 6);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }

@@ -2,7 +2,7 @@
  *
  * plans.c
  *	  Prepare-once helpers for the saved SPI plans of the matcher and the
- *	  queue.  See plans.h.
+ *	  queue, and reading their result columns.  See plans.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,4 +38,13 @@ sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, lo
 		elog(ERROR, "seriesweb: SPI_execute_plan returned %s, expected %s",
 			 SPI_result_code_string(rc), SPI_result_code_string(expected));
 	return SPI_processed;
+}
+
+Jsonb *
+sw_col_jsonb(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/jsonb.h"
 
 /*
  * Return *slot, preparing and keeping it first if needed.  The plan is
@@ -26,5 +27,8 @@ extern SPIPlanPtr sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oi
 /* Execute a saved plan and check the result code; returns SPI_processed. */
 extern uint64 sw_execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
 						 long count, int expected);
+
+/* Column col of a result row as a copied jsonb; NULL when SQL NULL. */
+extern Jsonb *sw_col_jsonb(HeapTuple tup, TupleDesc desc, int col);
 
 #endif /* SERIESWEB_PLANS_H */

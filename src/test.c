@@ -25,6 +25,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "plans.h"
 #include "render.h"
 #include "sender.h"
 #include "sign.h"
@@ -45,15 +46,6 @@ static char *
 col_text(HeapTuple tup, TupleDesc desc, int col)
 {
 	return SPI_getvalue(tup, desc, col);
-}
-
-static Jsonb *
-col_jsonb(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool  isnull;
-	Datum d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
 
 /* "u1 (a@example.com), u2 (no email)" for the rows of the last query. */
@@ -129,10 +121,10 @@ load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 	ctx->user_id = col_text(tup, desc, 1);
 	ctx->user_email = col_text(tup, desc, 2);
 	ctx->user_name = col_text(tup, desc, 3);
-	ctx->user_attrs = col_jsonb(tup, desc, 4);
+	ctx->user_attrs = sw_col_jsonb(tup, desc, 4);
 	ctx->company_id = col_text(tup, desc, 5);
 	ctx->company_name = col_text(tup, desc, 6);
-	ctx->company_attrs = col_jsonb(tup, desc, 7);
+	ctx->company_attrs = sw_col_jsonb(tup, desc, 7);
 }
 
 /*
