@@ -28,6 +28,7 @@ char *sw_allowed_networks = NULL;
 int	  sw_response_body_limit = 8192;
 int	  sw_max_body_size = 256 * 1024;
 int	  sw_retention_s = 30 * 24 * 3600;
+int	  sw_known_users = 65536;
 
 static char *retry_delays_text = NULL;
 int			 sw_retry_delay_count = 2;
@@ -165,6 +166,13 @@ sw_define_settings(void)
 							"Age after which finished deliveries and their attempts are purged.",
 							"Counts in the stats views are kept.", &sw_retention_s, 30 * 24 * 3600,
 							60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	/* Also a server-start setting. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable(
+			"seriesweb.known_users", "User ids remembered in shared memory as existing.",
+			"Events of a remembered user need no lookup to create missing users; "
+			"each entry takes 80 bytes.  0 turns the memory off.",
+			&sw_known_users, 65536, 0, 4 * 1024 * 1024, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("seriesweb");
 #else

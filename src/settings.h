@@ -20,6 +20,7 @@ extern char *sw_allowed_networks;
 extern int	 sw_response_body_limit;
 extern int	 sw_max_body_size;
 extern int	 sw_retention_s;
+extern int	 sw_known_users;
 
 /* Parsed seriesweb.retry_delays, in milliseconds. */
 extern int sw_retry_delay_count;

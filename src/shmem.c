@@ -6,8 +6,9 @@
  *
  * The worker publishes its latch and pid when it starts and its state as it
  * goes (connecting, waiting for the extension, running); backends read the
- * latch at commit to wake it (wake.c).  The area exists only when the
- * library is preloaded; without it, worker_status() says so.
+ * latch at commit to wake it (wake.c).  The known-users set (users_cache.c)
+ * lives beside it.  Both exist only when the library is preloaded; without
+ * it, worker_status() says so.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +23,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "users_cache.h"
 #include "utils/builtins.h"
 
 #include <signal.h>
@@ -41,6 +43,7 @@ sw_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(SwShared)));
+	sw_users_cache_shmem_request();
 }
 
 static void
@@ -58,6 +61,7 @@ sw_shmem_startup(void)
 		memset(sw_shared, 0, sizeof(SwShared));
 		SpinLockInit(&sw_shared->mutex);
 	}
+	sw_users_cache_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

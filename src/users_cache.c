@@ -1,18 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * users_cache.c
- *	  Per-backend set of user ids known to exist.
+ *	  User ids known to exist, shared by every backend.
  *
  * Every event statement must create the users it names that do not exist
  * yet.  Most events come from known users, and asking the database costs an
- * INSERT ... ON CONFLICT per statement; this set answers instead.  An id
- * is known to the transaction that ensured it at once, and to later ones
- * only once it commits (a rollback, or a rolled-back savepoint, may undo
- * the creation, and then the pending ids are forgotten).  Any
- * DELETE, TRUNCATE or change of user_id on seriesweb.users sends a relcache
- * invalidation (sw_users_changed) that empties the set in every backend, so
- * a deleted user is created again by its next event.  The set only ever
- * says "exists"; a miss just asks the database.
+ * INSERT ... SELECT per statement; this set answers instead.  It lives in
+ * shared memory (seriesweb.known_users entries, set-associative: an id
+ * hashes to a set of SET_WAYS slots and may push out another id of its
+ * set), so a fresh connection knows what others learnt.  Ids longer than
+ * KNOWN_ID_MAX bytes are never kept.  The set only ever says "exists"; a
+ * miss just asks the database.
+ *
+ * An id is known to the transaction that ensured it at once, and to all
+ * once it commits (a rollback, or a rolled-back savepoint, may undo the
+ * creation, and then the pending ids are forgotten).  A DELETE, TRUNCATE or
+ * change of user_id on seriesweb.users (sw_users_changed) advances the
+ * set's generation right away and again once it commits; entries of an
+ * older generation count as absent, so a deleted user is created again by
+ * its next event.  A transaction publishes its ids only if the generation
+ * has not moved since it first asked: it may have seen a user that a
+ * concurrent transaction was deleting.  Transactions that see one snapshot
+ * throughout (REPEATABLE READ, SERIALIZABLE) publish nothing, since their
+ * snapshot may predate that first question.  Without the preload there is
+ * no shared memory, and every statement asks the database.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,22 +34,62 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "settings.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "users_cache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-/* Past this many ids the set starts over, to bound its memory. */
-#define KNOWN_USERS_MAX 65536
+/* Slots per set: an id may be in any slot of the set its hash picks. */
+#define SET_WAYS 8
+/* Longer ids are not kept (a slot holds the whole id: no false "exists"). */
+#define KNOWN_ID_MAX 54
+/* Locks, each guarding every LOCK_COUNT-th set. */
+#define LOCK_COUNT 64
+#define LOCK_TRANCHE "seriesweb known users"
 
-static MemoryContext known_cxt = NULL;
-static HTAB			*known = NULL;
-static Oid			 users_relid = InvalidOid;
+/* A transaction ensures at most this many ids for publication. */
+#define PENDING_MAX 65536
+
+typedef struct KnownSlot
+{
+	uint64 generation; /* when stored; 0: never used */
+	Oid	   database;
+	Oid	   users_relid; /* the users table it was seen in */
+	uint32 hash;
+	uint16 len;
+	char   id[KNOWN_ID_MAX];
+} KnownSlot;
+
+StaticAssertDecl(sizeof(KnownSlot) == 80, "seriesweb.known_users documents 80 bytes a slot");
+
+typedef struct KnownSet
+{
+	pg_atomic_uint64 generation; /* starts at 1 */
+	uint32			 nsets;
+	KnownSlot		 slots[FLEXIBLE_ARRAY_MEMBER]; /* nsets * SET_WAYS */
+} KnownSet;
+
+/* NULL without the preload, or with seriesweb.known_users = 0. */
+static KnownSet		*known_set = NULL;
+static LWLockPadded *known_locks = NULL;
+
+/* This backend's view of which table the ids are of. */
+static Oid users_relid = InvalidOid;
 
 /* Ids this transaction ensured: known within it, and to all once it commits. */
 static MemoryContext pending_cxt = NULL;
 static HTAB			*pending = NULL;
+
+/* The generation when this transaction first asked; 0 before. */
+static uint64 xact_generation = 0;
+/* This transaction changed seriesweb.users: advance the generation at commit. */
+static bool users_changed_in_xact = false;
 
 static uint32
 text_key_hash(const void *key, Size keysize)
@@ -81,6 +132,135 @@ sw_text_map_create(const char *name, Size entrysize, MemoryContext cxt)
 	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
+/* ---- the shared set ---- */
+
+static uint32
+set_count(void)
+{
+	return (uint32) ((sw_known_users + SET_WAYS - 1) / SET_WAYS);
+}
+
+static Size
+known_set_size(void)
+{
+	return add_size(offsetof(KnownSet, slots),
+					mul_size(mul_size(set_count(), SET_WAYS), sizeof(KnownSlot)));
+}
+
+void
+sw_users_cache_shmem_request(void)
+{
+	if (sw_known_users == 0)
+		return;
+	RequestAddinShmemSpace(known_set_size());
+	RequestNamedLWLockTranche(LOCK_TRANCHE, LOCK_COUNT);
+}
+
+void
+sw_users_cache_shmem_init(void)
+{
+	bool found;
+
+	if (sw_known_users == 0)
+		return;
+	known_set = ShmemInitStruct("seriesweb known users", known_set_size(), &found);
+	if (!found)
+	{
+		memset(known_set, 0, known_set_size());
+		pg_atomic_init_u64(&known_set->generation, 1);
+		known_set->nsets = set_count();
+	}
+	known_locks = GetNamedLWLockTranche(LOCK_TRANCHE);
+}
+
+/* Entries stored before this count as absent. */
+static void
+advance_generation(void)
+{
+	if (known_set != NULL)
+		pg_atomic_fetch_add_u64(&known_set->generation, 1);
+}
+
+/* The set an id belongs to, and its lock. */
+static KnownSlot *
+set_of(uint32 hash, LWLock **lock)
+{
+	uint32 set = hash % known_set->nsets;
+
+	*lock = &known_locks[set % LOCK_COUNT].lock;
+	return &known_set->slots[(Size) set * SET_WAYS];
+}
+
+static bool
+slot_holds(const KnownSlot *slot, uint64 generation, uint32 hash, const char *id, int len)
+{
+	return slot->generation == generation && slot->hash == hash && slot->len == len &&
+		   slot->database == MyDatabaseId && slot->users_relid == users_relid &&
+		   memcmp(slot->id, id, len) == 0;
+}
+
+static bool
+shared_known(const text *user_id)
+{
+	const char *id = VARDATA_ANY(user_id);
+	int			len = VARSIZE_ANY_EXHDR(user_id);
+	uint64		generation = pg_atomic_read_u64(&known_set->generation);
+	uint32		hash;
+	LWLock	   *lock;
+	KnownSlot  *set;
+	bool		found = false;
+
+	if (len > KNOWN_ID_MAX)
+		return false;
+	hash = hash_bytes((const unsigned char *) id, len);
+	set = set_of(hash, &lock);
+	LWLockAcquire(lock, LW_SHARED);
+	for (int i = 0; i < SET_WAYS && !found; i++)
+		found = slot_holds(&set[i], generation, hash, id, len);
+	LWLockRelease(lock);
+	return found;
+}
+
+/* Store an id as of generation: a free or outdated slot, else any of its set. */
+static void
+shared_store(const text *user_id, uint64 generation)
+{
+	static uint32 victim_clock = 0;
+	const char	 *id = VARDATA_ANY(user_id);
+	int			  len = VARSIZE_ANY_EXHDR(user_id);
+	uint32		  hash;
+	LWLock		 *lock;
+	KnownSlot	 *set;
+	KnownSlot	 *slot = NULL;
+
+	if (len > KNOWN_ID_MAX)
+		return;
+	hash = hash_bytes((const unsigned char *) id, len);
+	set = set_of(hash, &lock);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SET_WAYS; i++)
+	{
+		if (slot_holds(&set[i], generation, hash, id, len))
+		{
+			LWLockRelease(lock);
+			return;
+		}
+		if (slot == NULL && set[i].generation != generation)
+			slot = &set[i];
+	}
+	if (slot == NULL)
+		slot = &set[victim_clock++ % SET_WAYS];
+	slot->generation = generation;
+	slot->database = MyDatabaseId;
+	slot->users_relid = users_relid;
+	slot->hash = hash;
+	slot->len = (uint16) len;
+	memcpy(slot->id, id, len);
+	LWLockRelease(lock);
+}
+
+/* ---- this transaction ---- */
+
 static void
 forget_pending(void)
 {
@@ -89,28 +269,38 @@ forget_pending(void)
 	pending = NULL;
 }
 
-/* Start the set over, empty. */
+/*
+ * At commit: make the ids this transaction ensured known to all, unless
+ * the set moved on since the transaction first asked (see the header).
+ */
 static void
-reset_known(void)
+publish_pending(void)
 {
-	if (known_cxt == NULL)
-		known_cxt = AllocSetContextCreate(TopMemoryContext, "seriesweb known users",
-										  ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(known_cxt);
-	known = sw_text_set_create("seriesweb known users", known_cxt);
+	HASH_SEQ_STATUS seq;
+	text		  **id;
+
+	if (known_set == NULL || xact_generation == 0 || IsolationUsesXactSnapshot() ||
+		pg_atomic_read_u64(&known_set->generation) != xact_generation)
+		return;
+	hash_seq_init(&seq, pending);
+	while ((id = hash_seq_search(&seq)) != NULL)
+		shared_store(*id, xact_generation);
 }
 
 /*
- * The users table changed (or was dropped): forget the set, and which table
- * it was, so that a recreated extension is watched too.
+ * The users table changed (or was dropped, or every relcache entry was
+ * invalidated): older entries no longer count, and the table is looked up
+ * again, so that a recreated extension is seen.  This also covers COMMIT
+ * PREPARED of a transaction that deleted users, which runs no callback of
+ * ours.
  */
 static void
 users_changed_cb(Datum arg, Oid relid)
 {
-	if (known != NULL && (relid == InvalidOid || relid == users_relid))
+	if (relid == InvalidOid || relid == users_relid)
 	{
-		reset_known();
-		known = NULL;
+		advance_generation();
+		users_relid = InvalidOid;
 		forget_pending();
 	}
 }
@@ -118,30 +308,26 @@ users_changed_cb(Datum arg, Oid relid)
 static void
 users_xact_cb(XactEvent event, void *arg)
 {
-	HASH_SEQ_STATUS seq;
-	text		  **id;
-
-	if (pending == NULL)
-		return;
-	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) && known != NULL)
+	switch (event)
 	{
-		if (hash_get_num_entries(known) + hash_get_num_entries(pending) > KNOWN_USERS_MAX)
-			reset_known();
-		hash_seq_init(&seq, pending);
-		while ((id = hash_seq_search(&seq)) != NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(known_cxt);
-			text		 *copy = (text *) pg_detoast_datum_copy((struct varlena *) *id);
-
-			MemoryContextSwitchTo(old);
-			hash_search(known, &copy, HASH_ENTER, NULL);
-		}
-		forget_pending();
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			/* Once the deletion is visible: a user seen before is outdated. */
+			if (users_changed_in_xact)
+				advance_generation();
+			else if (pending != NULL)
+				publish_pending();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			break;
+		default:
+			return;
 	}
-	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-			 event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-			 event == XACT_EVENT_PREPARE)
-		forget_pending();
+	forget_pending();
+	xact_generation = 0;
+	users_changed_in_xact = false;
 }
 
 static void
@@ -164,16 +350,16 @@ sw_users_cache_register(void)
 bool
 sw_user_known(const text *user_id)
 {
-	if (known == NULL)
-	{
-		/* First use, inside a transaction: learn which table to watch. */
-		Oid nsp = get_namespace_oid("seriesweb", false);
-
-		users_relid = get_relname_relid("users", nsp);
-		reset_known();
-	}
-	return hash_search(known, &user_id, HASH_FIND, NULL) != NULL ||
-		   (pending != NULL && hash_search(pending, &user_id, HASH_FIND, NULL) != NULL);
+	if (pending != NULL && hash_search(pending, &user_id, HASH_FIND, NULL) != NULL)
+		return true;
+	if (known_set == NULL)
+		return false;
+	if (!OidIsValid(users_relid))
+		users_relid = get_relname_relid("users", get_namespace_oid("seriesweb", false));
+	/* Before the statement that checks the others takes its snapshot. */
+	if (xact_generation == 0)
+		xact_generation = pg_atomic_read_u64(&known_set->generation);
+	return shared_known(user_id);
 }
 
 void
@@ -181,7 +367,6 @@ sw_user_ensured(const text *user_id)
 {
 	MemoryContext old;
 	text		 *copy;
-	bool		  found;
 
 	if (pending == NULL)
 	{
@@ -191,12 +376,12 @@ sw_user_ensured(const text *user_id)
 		pending = sw_text_set_create("seriesweb users ensured", pending_cxt);
 	}
 	/* A COPY of a million new users: keep the first ones, forget the rest. */
-	if (hash_get_num_entries(pending) >= KNOWN_USERS_MAX)
+	if (hash_get_num_entries(pending) >= PENDING_MAX)
 		return;
 	old = MemoryContextSwitchTo(pending_cxt);
 	copy = (text *) pg_detoast_datum_copy((struct varlena *) user_id);
 	MemoryContextSwitchTo(old);
-	hash_search(pending, &copy, HASH_ENTER, &found);
+	hash_search(pending, &copy, HASH_ENTER, NULL);
 }
 
 PG_FUNCTION_INFO_V1(sw_users_changed);
@@ -208,6 +393,9 @@ sw_users_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("seriesweb._users_changed() must be called as a trigger")));
+	/* Now for this transaction's next statements, and again at commit. */
 	CacheInvalidateRelcache(trigdata->tg_relation);
+	advance_generation();
+	users_changed_in_xact = true;
 	return PointerGetDatum(NULL);
 }

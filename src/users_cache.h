@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * users_cache.h
- *	  User ids this backend knows to exist, so that events of known users
- *	  skip the statement that creates missing users.
+ *	  User ids known to exist (a set in shared memory), so that events of
+ *	  known users skip the statement that creates missing users.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +18,10 @@ extern HTAB *sw_text_set_create(const char *name, MemoryContext cxt);
 
 /* The same keyed map: entries of entrysize bytes that start with the key. */
 extern HTAB *sw_text_map_create(const char *name, Size entrysize, MemoryContext cxt);
+
+/* Shared memory: request it (shmem_request_hook), then attach to it. */
+extern void sw_users_cache_shmem_request(void);
+extern void sw_users_cache_shmem_init(void);
 
 /* Install the callbacks; once per backend, at library load. */
 extern void sw_users_cache_register(void);
