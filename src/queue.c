@@ -41,6 +41,7 @@ static SPIPlanPtr claim_plan;
 static SPIPlanPtr record_plan;
 static SPIPlanPtr release_plan;
 static SPIPlanPtr next_due_plan;
+static SPIPlanPtr oldest_xact_plan;
 
 /* ------------------------------------------------------------------------
  * Counters
@@ -575,6 +576,31 @@ sw_queue_next_due(void)
 		due = DatumGetTimestampTz(d);
 	commit_tx();
 	return due;
+}
+
+/*
+ * When the oldest transaction in progress in another session started
+ * (DT_NOEND when none): whatever it enqueues or makes due is due no
+ * earlier, since next_attempt_at is never set before now().  Needs
+ * track_activities (the default); without it, this says "none".
+ */
+TimestampTz
+sw_queue_oldest_xact_start(void)
+{
+	TimestampTz oldest = DT_NOEND;
+	bool		isnull;
+	Datum		d;
+
+	begin_tx("seriesweb: look for the oldest transaction in progress");
+	sw_plan(&oldest_xact_plan,
+			"SELECT min(xact_start) FROM pg_stat_get_activity(NULL) WHERE pid <> pg_backend_pid()",
+			0, NULL);
+	sw_execute(oldest_xact_plan, NULL, NULL, true, 1, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		oldest = DatumGetTimestampTz(d);
+	commit_tx();
+	return oldest;
 }
 
 /* Fold the counter deltas into one row per block. */

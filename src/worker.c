@@ -11,7 +11,9 @@
  * multi sender outside any transaction, and record finished attempts in
  * batches (one short transaction each).  A slow request holds only its own
  * slot.  Committing backends set the worker's latch (wake.c), so new work is
- * claimed at once; a timer covers retries that come due.
+ * claimed at once, or CLAIM_GATHER_MS after the previous claim (a stream of
+ * commits is claimed a few at a time, not one per transaction); a timer
+ * covers retries that come due.
  *
  * Memory: each claim batch has its own context, deleted once every delivery
  * in it has been recorded; the outcome buffer is reused.  SIGHUP reloads
@@ -55,6 +57,11 @@
 #define RECORD_BATCH 512
 /* A finished attempt waits at most this long to be recorded. */
 #define RECORD_DELAY_MS 10
+/*
+ * After a claim, new work waits this long for the next one: under a stream
+ * of one-event commits, each claim then takes what several of them queued.
+ */
+#define CLAIM_GATHER_MS 2
 /* While requests are in flight, look at the latch this often. */
 #define BUSY_POLL_MS 5
 /* A delivery may wait this long in the ready list for its destination. */
@@ -115,6 +122,7 @@ typedef struct WorkerState
 	int			  noutcomes;
 	TimestampTz	  first_outcome_at;
 	TimestampTz	  next_due;
+	TimestampTz	  last_claim;
 	SwClaimCursor cursor;
 	TimestampTz	  cursor_since; /* when claims last started from the beginning */
 	TimestampTz	  last_fold;
@@ -575,16 +583,36 @@ claim(WorkerState *w, TimestampTz now)
 		restart_cursor(w, now);
 	from_start = w->cursor.at == DT_NOBEGIN;
 	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
+	w->last_claim = now;
 	n = sw_queue_claim(want, &w->cursor, full, nfull, w->claim_buf, cxt);
 	if (full)
 		pfree(full);
-	if (n < want)
+	if (n == want)
+		w->next_due = now;
+	else if (nfull > 0)
+	{
+		/*
+		 * What was passed over stays due: a claim from the start would read
+		 * it all again, and the next one at once, for as long as those
+		 * destinations stay full.  Go on from the latest point nothing still
+		 * to commit can be due before (the start of the oldest transaction
+		 * in progress elsewhere), and look at what was passed over again
+		 * when the cursor restarts.
+		 */
+		TimestampTz floor = Min(now, sw_queue_oldest_xact_start());
+
+		if (w->cursor.at < floor)
+		{
+			w->cursor.at = floor;
+			w->cursor.id = 0;
+		}
+		w->next_due = TimestampTzPlusMilliseconds(w->cursor_since, CURSOR_RESTART_MS);
+	}
+	else
 	{
 		restart_cursor(w, now);
 		w->next_due = from_start ? sw_queue_next_due() : now;
 	}
-	else
-		w->next_due = now;
 	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
 	if (n == 0)
 	{
@@ -641,7 +669,7 @@ should_record(WorkerState *w, TimestampTz now)
 {
 	if (w->noutcomes == 0)
 		return false;
-	return w->noutcomes >= RECORD_BATCH || sw_sender_in_flight(w->sender) == 0 ||
+	return w->noutcomes >= RECORD_BATCH ||
 		   ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS), now) == 0;
 }
 
@@ -662,7 +690,8 @@ worker_loop(WorkerState *w)
 		if (MyLatch->is_set)
 		{
 			ResetLatch(MyLatch);
-			w->next_due = 0;
+			w->next_due =
+				Min(w->next_due, TimestampTzPlusMilliseconds(w->last_claim, CLAIM_GATHER_MS));
 		}
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
@@ -689,11 +718,16 @@ worker_loop(WorkerState *w)
 			record_outcomes(w);
 		housekeeping(w, now);
 
-		if (sw_sender_in_flight(w->sender) == 0 && w->noutcomes == 0 && w->nready == 0)
+		if (sw_sender_in_flight(w->sender) == 0 && w->nready == 0)
 		{
 			long timeout = ms_until(w->next_due, now);
 
 			timeout = Min(timeout, FOLD_EVERY_MS);
+			if (w->noutcomes > 0)
+				timeout =
+					Min(timeout,
+						ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS),
+								 now));
 			if (timeout > 0)
 				wait_for_latch(timeout);
 		}
