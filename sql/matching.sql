@@ -174,6 +174,26 @@ SELECT count(*) AS k2_after_rollback FROM seriesweb.users WHERE user_id = 'k2';
 INSERT INTO seriesweb.events (user_id, name) VALUES ('k2', 'page-view');
 SELECT count(*) AS k2_created FROM seriesweb.users WHERE user_id = 'k2';
 
+-- A rule followed only by webhooks that end the series fires them with the
+-- rule in one statement (up to four; five take the step-by-step path): the
+-- same deliveries either way, each webhook once per user, in order, also
+-- when one statement holds the same user twice.
+SELECT seriesweb.create_series('Fan-out') AS fo \gset
+SELECT seriesweb.add_rule(:fo, 'Go', 'fan-out') AS fo_rule \gset
+SELECT count(seriesweb.add_webhook(:fo, t, u, after => :fo_rule))
+  FROM (VALUES ('A', 'http://127.0.0.1:9/a'), ('B', 'http://127.0.0.1:9/b/{user.id}')) AS v (t, u);
+SELECT seriesweb.create_series('Fan-out wide') AS fw \gset
+SELECT seriesweb.add_rule(:fw, 'Go', 'fan-out') AS fw_rule \gset
+SELECT count(seriesweb.add_webhook(:fw, 'W' || i, 'http://127.0.0.1:9/w/' || i, after => :fw_rule))
+  FROM generate_series(1, 5) i;
+SELECT seriesweb.set_live(:fo), seriesweb.set_live(:fw);
+INSERT INTO seriesweb.events (user_id, name) VALUES ('f1', 'fan-out'), ('f1', 'fan-out'), ('f2', 'fan-out');
+INSERT INTO seriesweb.events (user_id, name) VALUES ('f2', 'fan-out');
+SELECT user_id, url FROM seriesweb.deliveries WHERE user_id IN ('f1', 'f2') ORDER BY delivery_id;
+SELECT title, reached, pending FROM seriesweb.block_stats
+ WHERE series_id IN (:fo, :fw) ORDER BY block_id;
+SELECT seriesweb.pause(:fo), seriesweb.pause(:fw);
+
 -- Statistics: per block, and per series.
 SELECT series_name, title, kind, reached, sent, failed, pending, last_error
   FROM seriesweb.block_stats ORDER BY block_id;
