@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "batch.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "commands/trigger.h"
@@ -80,6 +81,7 @@ typedef struct MatchState
 	MemoryContext event_cxt; /* reset for each event */
 	SwContext	  ctx;		 /* the current event, user and company */
 	uint32		  name_hash;
+	SwBatch		 *batch; /* events waiting to be matched together */
 } MatchState;
 
 /* Run a saved plan, then come back to the event's memory context. */
@@ -217,14 +219,16 @@ event_relevant(SwCache *cache, const char *name, uint32 hash)
 }
 
 /*
- * Load the user and company of st->ctx.user_id into st->ctx; a user this
- * statement created with no company is known already.
+ * Load the user and company of ctx->user_id into ctx; a user this statement
+ * created with no company is known already.  An SwLoadUser for batch.c.
  */
 static void
-load_user(MatchState *st)
+load_user(void *state, SwContext *ctx)
 {
+	MatchState		*st = state;
 	static const Oid argtypes[1] = {TEXTOID};
-	Datum			 arg = CStringGetTextDatum(st->ctx.user_id);
+	Datum			 arg = CStringGetTextDatum(ctx->user_id);
+	MemoryContext	 cxt = CurrentMemoryContext;
 
 	if (st->created != NULL)
 	{
@@ -233,9 +237,9 @@ load_user(MatchState *st)
 
 		if (u != NULL && u->company_id == NULL)
 		{
-			st->ctx.user_email = u->email;
-			st->ctx.user_name = u->name;
-			st->ctx.user_attrs = u->attrs;
+			ctx->user_email = u->email;
+			ctx->user_name = u->name;
+			ctx->user_attrs = u->attrs;
 			return;
 		}
 	}
@@ -246,17 +250,19 @@ load_user(MatchState *st)
 			"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
 			" WHERE u.user_id = $1",
 			1, argtypes);
-	if (run(st, load_user_plan, &arg, NULL, SPI_OK_SELECT) == 1)
+	sw_execute(load_user_plan, &arg, NULL, false, 0, SPI_OK_SELECT);
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed == 1)
 	{
 		HeapTuple tup = SPI_tuptable->vals[0];
 		TupleDesc desc = SPI_tuptable->tupdesc;
 
-		st->ctx.user_email = col_text(tup, desc, 1);
-		st->ctx.user_name = col_text(tup, desc, 2);
-		st->ctx.user_attrs = sw_col_jsonb(tup, desc, 3);
-		st->ctx.company_id = col_text(tup, desc, 4);
-		st->ctx.company_name = col_text(tup, desc, 5);
-		st->ctx.company_attrs = sw_col_jsonb(tup, desc, 6);
+		ctx->user_email = col_text(tup, desc, 1);
+		ctx->user_name = col_text(tup, desc, 2);
+		ctx->user_attrs = sw_col_jsonb(tup, desc, 3);
+		ctx->company_id = col_text(tup, desc, 4);
+		ctx->company_name = col_text(tup, desc, 5);
+		ctx->company_attrs = sw_col_jsonb(tup, desc, 6);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -438,7 +444,7 @@ match_event(MatchState *st)
 	List	 *candidates = NIL;
 	ListCell *lc;
 
-	load_user(st);
+	load_user(st, &st->ctx);
 
 	foreach (lc, sw_cache_rules_hashed(st->cache->entry_by_name, st->name_hash))
 		if (rule_wants_event(lfirst(lc), st->ctx.event_name))
@@ -454,6 +460,34 @@ match_event(MatchState *st)
 		if (sw_filter_eval(rule->filter, &st->ctx))
 			reach(st, rule);
 	}
+}
+
+/*
+ * Match the events waiting in the batch (batch.c), and empty it; a lone
+ * event takes the usual path, which needs no arrays.
+ */
+static void
+match_batch(MatchState *st)
+{
+	int		   n;
+	SwContext *events = sw_batch_events(st->batch, &n);
+
+	if (n == 1)
+	{
+		SwContext current = st->ctx;
+		uint32	  current_hash = st->name_hash;
+
+		st->ctx = events[0];
+		st->name_hash = sw_name_hash(st->ctx.event_name);
+		match_event(st);
+		st->ctx = current;
+		st->name_hash = current_hash;
+	}
+	else if (n > 1)
+		sw_batch_match(st->batch, load_user, st);
+	if (n > 0)
+		sw_batch_reset(st->batch);
+	MemoryContextSwitchTo(st->event_cxt);
 }
 
 static void
@@ -491,8 +525,18 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const E
 		st->ctx.event_occurred_at =
 			DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
 		st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
+		if (sw_batch_fits(st->cache, name, st->name_hash))
+		{
+			if (!sw_batch_takes(st->batch, st->ctx.user_id))
+				match_batch(st);
+			sw_batch_add(st->batch, &st->ctx);
+			continue;
+		}
+		/* In insertion order: the events waiting in the batch first. */
+		match_batch(st);
 		match_event(st);
 	}
+	match_batch(st);
 }
 
 PG_FUNCTION_INFO_V1(sw_match_events);
@@ -536,6 +580,7 @@ sw_match_events(PG_FUNCTION_ARGS)
 		st.counts = sw_counts_create(stmt_cxt);
 		st.event_cxt =
 			AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
+		st.batch = sw_batch_create(st.cache, st.counts, stmt_cxt);
 		match_all(&st, events, slot, &cols);
 		MemoryContextSwitchTo(stmt_cxt);
 		sw_counts_flush(st.counts);

@@ -26,6 +26,7 @@
 #include "pgstat.h"
 #include "plans.h"
 #include "queue.h"
+#include "users_cache.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -36,6 +37,8 @@
 
 static SPIPlanPtr counts_plan;
 static SPIPlanPtr enqueue_plan;
+static SPIPlanPtr enqueue_many_plan;
+static SPIPlanPtr reach_many_plan;
 static SPIPlanPtr render_failed_plan;
 static SPIPlanPtr claim_plan;
 static SPIPlanPtr record_plan;
@@ -157,6 +160,21 @@ note_render_failure(int32 block_id, const char *error)
 	sw_execute(render_failed_plan, args, NULL, false, 0, SPI_OK_INSERT);
 }
 
+/*
+ * Record that a user reached a block, unless they had (as matcher.c's
+ * mark_reached() writes it): rows from values, returning those reached now.
+ */
+#define REACH_SQL(values)                                                                   \
+	"INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) " values \
+	" ON CONFLICT (block_id, user_id) DO UPDATE "                                           \
+	"    SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "               \
+	"  WHERE p.reached_at IS NULL RETURNING block_id, user_id"
+
+/* The deliveries columns the enqueue statements write. */
+#define DELIVERY_COLUMNS                                                                      \
+	"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, " \
+	"       status, method, url, headers, body, last_error, finished_at) "
+
 bool
 sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 {
@@ -187,21 +205,13 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 	else
 		nulls[10] = 'n';
 
-	/* The progress row as matcher.c's mark_reached() writes it. */
 	sw_plan(
 		&enqueue_plan,
-		"WITH reached AS ("
-		"  INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) "
-		"  VALUES ($3, $4, now(), $5) "
-		"  ON CONFLICT (block_id, user_id) DO UPDATE "
-		"     SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "
-		"   WHERE p.reached_at IS NULL "
-		"  RETURNING 1) "
-		"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, "
-		"       status, method, url, headers, body, last_error, finished_at) "
-		"SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-		"       CASE WHEN $6 = 'failed' THEN now() END "
-		"  FROM reached",
+		"WITH reached AS (" REACH_SQL(
+			"VALUES ($3, $4, now(), $5)") ") " DELIVERY_COLUMNS
+										  "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+										  "       CASE WHEN $6 = 'failed' THEN now() END "
+										  "  FROM reached",
 		11, argtypes);
 	if (sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT) == 0)
 		return false;
@@ -214,6 +224,181 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 	else
 		sw_wake_at_commit();
 	return true;
+}
+
+/* A user's first item in sw_reach_many. */
+typedef struct FirstItem
+{
+	text *user_id; /* key */
+	int	  index;
+} FirstItem;
+
+void
+sw_reach_many(const SwReach *reach, int n, bool *reached)
+{
+	static const Oid argtypes[3] = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum			*cols[3];
+	Datum			 args[3];
+	HTAB			*first; /* user id -> index of the user's first item */
+	uint64			 nrows;
+
+	first = sw_text_map_create("seriesweb reached users", sizeof(FirstItem), CurrentMemoryContext);
+	for (int c = 0; c < 3; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		text	  *id = cstring_to_text(reach[i].ctx->user_id);
+		bool	   found;
+		FirstItem *f = hash_search(first, &id, HASH_ENTER, &found);
+
+		if (!found)
+			f->index = i;
+		Assert(!found || reach[i - 1].ctx == reach[i].ctx);
+		cols[0][i] = Int32GetDatum(reach[i].block->block_id);
+		cols[1][i] = PointerGetDatum(id);
+		cols[2][i] = Int64GetDatum(reach[i].ctx->event_id);
+		reached[i] = false;
+	}
+	args[0] = PointerGetDatum(construct_array(cols[0], n, INT4OID, 4, true, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(cols[1], n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] =
+		PointerGetDatum(construct_array(cols[2], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	sw_plan(&reach_many_plan,
+			REACH_SQL("SELECT b, u, now(), e FROM unnest($1, $2, $3) AS r (b, u, e)"), 3, argtypes);
+	nrows = sw_execute(reach_many_plan, args, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		HeapTuple  tup = SPI_tuptable->vals[r];
+		TupleDesc  desc = SPI_tuptable->tupdesc;
+		bool	   isnull;
+		int32	   block_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		text	  *id = DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull));
+		FirstItem *f = hash_search(first, &id, HASH_FIND, NULL);
+
+		for (int i = f->index; i < n && reach[i].ctx == reach[f->index].ctx; i++)
+			if (reach[i].block->block_id == block_id)
+				reached[i] = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* The delivery ids an enqueue statement inserted, in ascending order. */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64 x = *(const int64 *) a;
+	int64 y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+sw_enqueue_many(SwCache *cache, const SwReach *reach, int n, HTAB *counts)
+{
+	static const Oid argtypes[11] = {INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+									 INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+									 TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum			*cols[11];
+	bool			*error_nulls = palloc(sizeof(bool) * n);
+	char		   **errors = palloc(sizeof(char *) * n);
+	int64			*ids = palloc(sizeof(int64) * n);
+	int64			*queued;
+	Datum			 args[11];
+	int				 dims[1] = {n};
+	int				 lbs[1] = {1};
+	uint64			 nqueued;
+	bool			 any_pending = false;
+	Oid				 array_out_fn;
+	bool			 varlena;
+
+	getTypeOutputInfo(TEXTARRAYOID, &array_out_fn, &varlena);
+
+	for (int c = 0; c < 11; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		SwBlock			 *wh = reach[i].block;
+		SwContext		 *ctx = reach[i].ctx;
+		SwRenderedRequest req;
+
+		ctx->series_id = wh->series->series_id;
+		ctx->series_name = wh->series->name;
+		ctx->block_id = wh->block_id;
+		ctx->block_title = wh->title;
+		ids[i] = nextval_internal(cache->delivery_seq, false);
+		memset(&req, 0, sizeof(req));
+		errors[i] = sw_webhook_render(wh->tmpl, ctx, ids[i], &req);
+		cols[0][i] = Int64GetDatum(ids[i]);
+		cols[1][i] = Int32GetDatum(wh->series->series_id);
+		cols[2][i] = Int32GetDatum(wh->block_id);
+		cols[3][i] = CStringGetTextDatum(ctx->user_id);
+		cols[4][i] = Int64GetDatum(ctx->event_id);
+		cols[5][i] = CStringGetTextDatum(errors[i] ? "failed" : "pending");
+		cols[6][i] = CStringGetTextDatum(req.method ? req.method : "");
+		cols[7][i] = CStringGetTextDatum(req.url ? req.url : "");
+		/* Headers of different lengths: each as an array literal. */
+		cols[8][i] = CStringGetTextDatum(OidOutputFunctionCall(
+			array_out_fn, text_array(req.headers, req.headers ? req.nheaders : 0)));
+		cols[9][i] = CStringGetTextDatum(req.body ? req.body : "");
+		cols[10][i] = errors[i] ? CStringGetTextDatum(errors[i]) : (Datum) 0;
+		error_nulls[i] = errors[i] == NULL;
+	}
+	args[0] =
+		PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(cols[2], n, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(cols[3], n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] =
+		PointerGetDatum(construct_array(cols[4], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	for (int c = 5; c < 10; c++)
+		args[c] = PointerGetDatum(construct_array(cols[c], n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[10] = PointerGetDatum(
+		construct_md_array(cols[10], error_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+
+	/* Each (block, user) at most once in one call: the caller sees to it. */
+	sw_plan(
+		&enqueue_many_plan,
+		"WITH d AS (SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+		"             AS d (id, series, block, usr, event, status, method, url, headers, "
+		"                   body, error)), "
+		"reached AS (" REACH_SQL(
+			"SELECT block, usr, now(), event FROM d") ") " DELIVERY_COLUMNS
+													  "SELECT d.id, d.series, d.block, d.usr, "
+													  "d.event, d.status, d.method, d.url, "
+													  "       d.headers::text[], d.body, d.error, "
+													  "       CASE WHEN d.status = 'failed' THEN "
+													  "now() END "
+													  "  FROM d JOIN reached r ON r.block_id = "
+													  "d.block AND r.user_id = d.usr "
+													  "RETURNING delivery_id",
+		11, argtypes);
+	nqueued = sw_execute(enqueue_many_plan, args, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+	queued = palloc(sizeof(int64) * Max(nqueued, 1));
+	for (uint64 i = 0; i < nqueued; i++)
+	{
+		bool isnull;
+
+		queued[i] =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	qsort(queued, nqueued, sizeof(int64), cmp_int64);
+
+	for (int i = 0; i < n; i++)
+	{
+		SwBlock *wh = reach[i].block;
+
+		if (bsearch(&ids[i], queued, nqueued, sizeof(int64), cmp_int64) == NULL)
+			continue;
+		sw_counts_add(counts, wh->block_id, wh->series->series_id, 0, 1, errors[i] ? 1 : 0);
+		if (errors[i])
+			note_render_failure(wh->block_id, errors[i]);
+		else
+			any_pending = true;
+	}
+	if (any_pending)
+		sw_wake_at_commit();
 }
 
 /* ------------------------------------------------------------------------

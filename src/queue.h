@@ -31,6 +31,26 @@ extern void	 sw_counts_flush(HTAB *counts);
  */
 extern bool sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts);
 
+/* A webhook block a user reaches, with the context of the event. */
+typedef struct SwReach
+{
+	SwBlock	  *block;
+	SwContext *ctx; /* its series and block fields are set here */
+} SwReach;
+
+/*
+ * Record that users reached rules, with one statement; reached[i] says
+ * whether reach[i] was reached now (not before).  Each (block, user) at most
+ * once per call, and the items of a user next to each other.
+ */
+extern void sw_reach_many(const SwReach *reach, int n, bool *reached);
+
+/*
+ * sw_enqueue for many at once, with one statement: each (block, user) at
+ * most once per call.  Counts the webhooks reached.
+ */
+extern void sw_enqueue_many(SwCache *cache, const SwReach *reach, int n, HTAB *counts);
+
 /* ---- worker side ---- */
 
 /* One claimed delivery, ready to send. */

@@ -1,0 +1,211 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  Matching many events of one statement at once, for the usual shape
+ *	  of a series: an entry rule followed only by webhooks.
+ *
+ * Event by event (matcher.c), a COPY of many events that fire costs a few
+ * statements per event.  An event fits a batch when every rule it could
+ * reach is the only entry rule of its series and is followed only by
+ * webhooks with nothing after them, and no rule armed for a user can wait
+ * for an event of its name.  Such events of distinct users are matched
+ * together: the rules are reached with one statement, then the webhooks
+ * after those reached now, with their deliveries, with another
+ * (sw_enqueue_many).  With that shape and distinct users, no event of a
+ * batch changes what another matches, and the outcome is the one event by
+ * event: the same rows, counts and delivery ids, each row written by the
+ * same INSERT .. ON CONFLICT, so concurrent transactions still reach each
+ * block at most once per user.  A second event of a user in the batch
+ * starts the next batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "batch.h"
+#include "filter.h"
+#include "queue.h"
+#include "users_cache.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+/* Events per batch at most: bounds the batch's memory and statements. */
+#define BATCH_MAX 1000
+
+struct SwBatch
+{
+	SwCache		 *cache;
+	HTAB		 *counts;
+	MemoryContext cxt;	 /* the events and what is matched for them */
+	HTAB		 *users; /* user ids of the events (text set) */
+	SwContext	 *events;
+	int			  n;
+};
+
+static bool
+wants(const SwBlock *rule, const char *name)
+{
+	return rule->event_name == NULL || strcmp(rule->event_name, name) == 0;
+}
+
+/* The only entry rule of its series, followed only by webhooks that end it. */
+static bool
+simple(const SwBlock *rule)
+{
+	if (rule->series->nentry != 1)
+		return false;
+	for (int i = 0; i < rule->nnext; i++)
+		if (!rule->next[i]->is_webhook || rule->next[i]->nnext > 0)
+			return false;
+	return true;
+}
+
+bool
+sw_batch_fits(SwCache *cache, const char *name, uint32 name_hash)
+{
+	ListCell *lc;
+
+	if (cache->armed_any)
+		return false;
+	foreach (lc, sw_cache_rules_hashed(cache->armed_by_name, name_hash))
+		if (wants(lfirst(lc), name))
+			return false;
+	foreach (lc, sw_cache_rules_hashed(cache->entry_by_name, name_hash))
+		if (wants(lfirst(lc), name) && !simple(lfirst(lc)))
+			return false;
+	foreach (lc, cache->entry_any)
+		if (!simple(lfirst(lc)))
+			return false;
+	return true;
+}
+
+SwBatch *
+sw_batch_create(SwCache *cache, HTAB *counts, MemoryContext parent)
+{
+	SwBatch *b = MemoryContextAllocZero(parent, sizeof(SwBatch));
+
+	b->cache = cache;
+	b->counts = counts;
+	b->cxt = AllocSetContextCreate(parent, "seriesweb matcher batch", ALLOCSET_DEFAULT_SIZES);
+	sw_batch_reset(b);
+	return b;
+}
+
+void
+sw_batch_reset(SwBatch *b)
+{
+	MemoryContextReset(b->cxt);
+	b->users = sw_text_set_create("seriesweb batch users", b->cxt);
+	b->events = MemoryContextAlloc(b->cxt, sizeof(SwContext) * BATCH_MAX);
+	b->n = 0;
+}
+
+bool
+sw_batch_takes(SwBatch *b, const char *user_id)
+{
+	text *id = cstring_to_text(user_id);
+	bool  found = b->n > 0 && hash_search(b->users, &id, HASH_FIND, NULL) != NULL;
+
+	pfree(id);
+	return b->n < BATCH_MAX && !found;
+}
+
+void
+sw_batch_add(SwBatch *b, const SwContext *event)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+	SwContext	 *ctx = &b->events[b->n++];
+	text		 *id = cstring_to_text(event->user_id);
+
+	Assert(b->n <= BATCH_MAX);
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->user_id = pstrdup(event->user_id);
+	ctx->event_id = event->event_id;
+	ctx->event_name = pstrdup(event->event_name);
+	ctx->event_occurred_at = event->event_occurred_at;
+	ctx->event_props = event->event_props
+						   ? (Jsonb *) pg_detoast_datum_copy((struct varlena *) event->event_props)
+						   : NULL;
+	hash_search(b->users, &id, HASH_ENTER, NULL);
+	MemoryContextSwitchTo(old);
+}
+
+SwContext *
+sw_batch_events(SwBatch *b, int *n)
+{
+	*n = b->n;
+	return b->events;
+}
+
+void
+sw_batch_match(SwBatch *b, SwLoadUser load, void *arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+	int			  cap = 16, nrules = 0, nwebhooks = 0;
+	SwReach		 *rules = palloc(sizeof(SwReach) * cap);
+	bool		 *reached;
+	SwReach		 *webhooks;
+
+	/* The rules each event reaches, in the order matcher.c tries them. */
+	for (int i = 0; i < b->n; i++)
+	{
+		SwContext *ctx = &b->events[i];
+		List	  *candidates = NIL;
+		ListCell  *lc;
+
+		load(arg, ctx);
+		MemoryContextSwitchTo(b->cxt);
+		foreach (lc, sw_cache_rules_hashed(b->cache->entry_by_name, sw_name_hash(ctx->event_name)))
+			if (wants(lfirst(lc), ctx->event_name))
+				candidates = lappend(candidates, lfirst(lc));
+		candidates = list_concat(candidates, b->cache->entry_any);
+		foreach (lc, candidates)
+		{
+			SwBlock *rule = lfirst(lc);
+
+			if (!sw_filter_eval(rule->filter, ctx))
+				continue;
+			if (nrules == cap)
+			{
+				cap *= 2;
+				rules = repalloc(rules, sizeof(SwReach) * cap);
+			}
+			rules[nrules].block = rule;
+			rules[nrules].ctx = ctx;
+			nrules++;
+		}
+	}
+	if (nrules == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+
+	reached = palloc(sizeof(bool) * nrules);
+	sw_reach_many(rules, nrules, reached);
+	MemoryContextSwitchTo(b->cxt);
+
+	/* Each rule reached now is entered (its series' only entry rule). */
+	for (int r = 0; r < nrules; r++)
+		nwebhooks += reached[r] ? rules[r].block->nnext : 0;
+	webhooks = palloc(sizeof(SwReach) * Max(nwebhooks, 1));
+	nwebhooks = 0;
+	for (int r = 0; r < nrules; r++)
+	{
+		SwBlock *rule = rules[r].block;
+
+		if (!reached[r])
+			continue;
+		sw_counts_add(b->counts, rule->block_id, rule->series->series_id, 1, 1, 0);
+		for (int i = 0; i < rule->nnext; i++)
+		{
+			webhooks[nwebhooks].block = rule->next[i];
+			webhooks[nwebhooks].ctx = rules[r].ctx;
+			nwebhooks++;
+		}
+	}
+	if (nwebhooks > 0)
+		sw_enqueue_many(b->cache, webhooks, nwebhooks, b->counts);
+	MemoryContextSwitchTo(old);
+}
