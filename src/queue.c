@@ -23,6 +23,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "plans.h"
 #include "queue.h"
@@ -764,10 +765,11 @@ sw_queue_next_due(void)
 }
 
 /*
- * When the oldest transaction in progress in another session started
- * (DT_NOEND when none): whatever it enqueues or makes due is due no
- * earlier, since next_attempt_at is never set before now().  Needs
- * track_activities (the default); without it, this says "none".
+ * When the oldest transaction in progress in another session of this
+ * database started, autovacuum aside (DT_NOEND when none): whatever it
+ * enqueues or makes due is due no earlier, since next_attempt_at is never
+ * set before now().  Needs track_activities (the default); without it,
+ * this says "none".
  */
 TimestampTz
 sw_queue_oldest_xact_start(void)
@@ -776,11 +778,16 @@ sw_queue_oldest_xact_start(void)
 	bool		isnull;
 	Datum		d;
 
+	static const Oid argtypes[1] = {OIDOID};
+	Datum			 arg = ObjectIdGetDatum(MyDatabaseId);
+
 	begin_tx("seriesweb: look for the oldest transaction in progress");
 	sw_plan(&oldest_xact_plan,
-			"SELECT min(xact_start) FROM pg_stat_get_activity(NULL) WHERE pid <> pg_backend_pid()",
-			0, NULL);
-	sw_execute(oldest_xact_plan, NULL, NULL, true, 1, SPI_OK_SELECT);
+			"SELECT min(xact_start) FROM pg_stat_get_activity(NULL) "
+			" WHERE datid = $1 AND pid <> pg_backend_pid() "
+			"   AND backend_type <> 'autovacuum worker'",
+			1, argtypes);
+	sw_execute(oldest_xact_plan, &arg, NULL, true, 1, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		oldest = DatumGetTimestampTz(d);

@@ -66,18 +66,19 @@ typedef struct KnownSlot
 	char   id[KNOWN_ID_MAX];
 } KnownSlot;
 
-StaticAssertDecl(sizeof(KnownSlot) == 80, "seriesweb.known_users documents 80 bytes a slot");
+StaticAssertDecl(sizeof(KnownSlot) <= 80, "seriesweb.known_users documents 80 bytes a slot");
 
 typedef struct KnownSet
 {
 	pg_atomic_uint64 generation; /* starts at 1 */
+	pg_atomic_uint32 off;		 /* set for good after a PREPARE (see below) */
+	LWLockPadded	*locks;		 /* LOCK_COUNT; the same address in every process */
 	uint32			 nsets;
 	KnownSlot		 slots[FLEXIBLE_ARRAY_MEMBER]; /* nsets * SET_WAYS */
 } KnownSet;
 
 /* NULL without the preload, or with seriesweb.known_users = 0. */
-static KnownSet		*known_set = NULL;
-static LWLockPadded *known_locks = NULL;
+static KnownSet *known_set = NULL;
 
 /* This backend's view of which table the ids are of. */
 static Oid users_relid = InvalidOid;
@@ -168,9 +169,11 @@ sw_users_cache_shmem_init(void)
 	{
 		memset(known_set, 0, known_set_size());
 		pg_atomic_init_u64(&known_set->generation, 1);
+		pg_atomic_init_u32(&known_set->off, 0);
+		/* Only the postmaster knows the tranche by name (EXEC_BACKEND). */
+		known_set->locks = GetNamedLWLockTranche(LOCK_TRANCHE);
 		known_set->nsets = set_count();
 	}
-	known_locks = GetNamedLWLockTranche(LOCK_TRANCHE);
 }
 
 /* Entries stored before this count as absent. */
@@ -187,7 +190,7 @@ set_of(uint32 hash, LWLock **lock)
 {
 	uint32 set = hash % known_set->nsets;
 
-	*lock = &known_locks[set % LOCK_COUNT].lock;
+	*lock = &known_set->locks[set % LOCK_COUNT].lock;
 	return &known_set->slots[(Size) set * SET_WAYS];
 }
 
@@ -210,7 +213,7 @@ shared_known(const text *user_id)
 	KnownSlot  *set;
 	bool		found = false;
 
-	if (len > KNOWN_ID_MAX)
+	if (len > KNOWN_ID_MAX || pg_atomic_read_u32(&known_set->off) != 0)
 		return false;
 	hash = hash_bytes((const unsigned char *) id, len);
 	set = set_of(hash, &lock);
@@ -280,7 +283,8 @@ publish_pending(void)
 	text		  **id;
 
 	if (known_set == NULL || xact_generation == 0 || IsolationUsesXactSnapshot() ||
-		pg_atomic_read_u64(&known_set->generation) != xact_generation)
+		pg_atomic_read_u64(&known_set->generation) != xact_generation ||
+		pg_atomic_read_u32(&known_set->off) != 0)
 		return;
 	hash_seq_init(&seq, pending);
 	while ((id = hash_seq_search(&seq)) != NULL)
@@ -289,20 +293,32 @@ publish_pending(void)
 
 /*
  * The users table changed (or was dropped, or every relcache entry was
- * invalidated): older entries no longer count, and the table is looked up
- * again, so that a recreated extension is seen.  This also covers COMMIT
- * PREPARED of a transaction that deleted users, which runs no callback of
- * ours.
+ * invalidated): look the table up again, so that a recreated extension is
+ * seen (entries name the table they were seen in), and ask again for what
+ * this transaction ensured.
  */
 static void
 users_changed_cb(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == users_relid)
 	{
-		advance_generation();
 		users_relid = InvalidOid;
 		forget_pending();
 	}
+}
+
+/*
+ * A prepared transaction that changed users: its COMMIT PREPARED, in any
+ * session, runs no callback of ours, so nothing would outdate what others
+ * publish meanwhile.  The set is turned off until the server restarts.
+ */
+static void
+turn_off(void)
+{
+	if (known_set == NULL || pg_atomic_exchange_u32(&known_set->off, 1) != 0)
+		return;
+	ereport(LOG, (errmsg("seriesweb: known-users memory turned off until the server restarts"),
+				  errdetail("A prepared transaction changed seriesweb.users.")));
 }
 
 static void
@@ -318,9 +334,12 @@ users_xact_cb(XactEvent event, void *arg)
 			else if (pending != NULL)
 				publish_pending();
 			break;
+		case XACT_EVENT_PREPARE:
+			if (users_changed_in_xact)
+				turn_off();
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
 			break;
 		default:
 			return;
@@ -350,6 +369,13 @@ sw_users_cache_register(void)
 bool
 sw_user_known(const text *user_id)
 {
+	/*
+	 * What this transaction ensured, unless users were changed since: a
+	 * later statement's snapshot may see the deletion.
+	 */
+	if (pending != NULL && known_set != NULL && !IsolationUsesXactSnapshot() &&
+		pg_atomic_read_u64(&known_set->generation) != xact_generation)
+		forget_pending();
 	if (pending != NULL && hash_search(pending, &user_id, HASH_FIND, NULL) != NULL)
 		return true;
 	if (known_set == NULL)

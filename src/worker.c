@@ -124,7 +124,7 @@ typedef struct WorkerState
 	TimestampTz	  next_due;
 	TimestampTz	  last_claim;
 	SwClaimCursor cursor;
-	TimestampTz	  cursor_since; /* when claims last started from the beginning */
+	TimestampTz	  restart_by; /* when claims start from the beginning again */
 	TimestampTz	  last_fold;
 	TimestampTz	  last_purge;
 	bool		  counts_dirty;
@@ -538,7 +538,7 @@ restart_cursor(WorkerState *w, TimestampTz now)
 {
 	w->cursor.at = DT_NOBEGIN;
 	w->cursor.id = 0;
-	w->cursor_since = now;
+	w->restart_by = TimestampTzPlusMilliseconds(now, CURSOR_RESTART_MS);
 }
 
 /*
@@ -558,6 +558,7 @@ claim(WorkerState *w, TimestampTz now)
 	int				nfull = 0;
 	HASH_SEQ_STATUS seq;
 	int				per_host = host_slots();
+	TimestampTz		oldest_xact = DT_NOEND;
 
 	/*
 	 * Destinations with every slot busy and as many deliveries waiting as
@@ -579,9 +580,12 @@ claim(WorkerState *w, TimestampTz now)
 	 * committed deliveries behind it since: go back to the beginning now and
 	 * then, and whenever the cursor reaches the end.
 	 */
-	if (ms_until(TimestampTzPlusMilliseconds(w->cursor_since, CURSOR_RESTART_MS), now) == 0)
+	if (now >= w->restart_by)
 		restart_cursor(w, now);
 	from_start = w->cursor.at == DT_NOBEGIN;
+	/* Read before the claim's snapshot: see below. */
+	if (nfull > 0)
+		oldest_xact = sw_queue_oldest_xact_start();
 	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
 	w->last_claim = now;
 	n = sw_queue_claim(want, &w->cursor, full, nfull, w->claim_buf, cxt);
@@ -594,19 +598,21 @@ claim(WorkerState *w, TimestampTz now)
 		/*
 		 * What was passed over stays due: a claim from the start would read
 		 * it all again, and the next one at once, for as long as those
-		 * destinations stay full.  Go on from the latest point nothing still
-		 * to commit can be due before (the start of the oldest transaction
-		 * in progress elsewhere), and look at what was passed over again
-		 * when the cursor restarts.
+		 * destinations stay full.  Go on from the latest point nothing
+		 * invisible to this claim can be due before (the start of the oldest
+		 * transaction then in progress in this database), and look at what
+		 * was passed over again when the full destinations' waiting
+		 * deliveries may have been started (READY_HORIZON_MS).
 		 */
-		TimestampTz floor = Min(now, sw_queue_oldest_xact_start());
+		TimestampTz floor = Min(now, oldest_xact);
 
 		if (w->cursor.at < floor)
 		{
 			w->cursor.at = floor;
 			w->cursor.id = 0;
 		}
-		w->next_due = TimestampTzPlusMilliseconds(w->cursor_since, CURSOR_RESTART_MS);
+		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, READY_HORIZON_MS));
+		w->next_due = w->restart_by;
 	}
 	else
 	{

@@ -78,7 +78,7 @@ sleep 2;    # a window to measure over, not a wait for anything
 my $busy = (cpu_ticks($pid) - $cpu_before) / (time() - $t0);
 cmp_ok(sql("SELECT count(*) FROM seriesweb.deliveries WHERE block_id = $pile_hook AND status = 'pending'"),
 	'>', $pile_n / 2, 'the slow backlog lasted the whole window');
-cmp_ok($busy, "<", 15, "the worker stayed mostly idle meanwhile ($busy CPU ticks a second)");
+cmp_ok($busy, "<", 25, "the worker stayed mostly idle meanwhile ($busy CPU ticks a second)");
 # The rest would take minutes: drop it, and let what is on the wire finish.
 sql("DELETE FROM seriesweb.deliveries WHERE block_id = $pile_hook AND status = 'pending'");
 wait_until($node, "SELECT count(*) FROM seriesweb.deliveries WHERE status = 'sending'", '0',

@@ -13,7 +13,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use SeriesWebTest;
 
-my $node = new_node('known_users', conf => "autovacuum = off\n");
+my $node = new_node('known_users', conf => "autovacuum = off\nmax_prepared_transactions = 2\n");
 
 sub sql { return $node->safe_psql('postgres', shift) }
 
@@ -74,11 +74,31 @@ is(user_exists('frank'), '0', 'the deletion committed');
 cmp_ok(lookups('frank'), '>', 0, 'what was published meanwhile is outdated');
 is(user_exists('frank'), '1', 'so the next event creates frank again');
 
+# A READ COMMITTED transaction that ensured a user, then sees it deleted by
+# another: its next event creates the user again.
+sql("INSERT INTO seriesweb.users (user_id) VALUES ('hank')");
+my $session = $node->background_psql('postgres');
+$session->query_safe("BEGIN; INSERT INTO seriesweb.events (user_id, name) VALUES ('hank', 'page-view')");
+sql("DELETE FROM seriesweb.users WHERE user_id = 'hank'");
+$session->query_safe("INSERT INTO seriesweb.events (user_id, name) VALUES ('hank', 'page-view'); COMMIT");
+$session->quit;
+is(user_exists('hank'), '1', 'a user deleted during a transaction that had ensured it is created again');
+
 # Ids too long for a slot are always asked for, and work.
 my $long = 'x' x 200;
 cmp_ok(lookups($long), '>', 0, 'a long id is looked up');
 cmp_ok(lookups($long), '>', 0, 'every time');
 is(user_exists($long), '1', 'and created once');
+
+# A prepared transaction that deletes users: its COMMIT PREPARED runs no
+# callback, so the set turns itself off.
+lookups('alice');
+is(lookups('alice'), '0', 'alice is known');
+sql("BEGIN; DELETE FROM seriesweb.users WHERE user_id = 'carol'; PREPARE TRANSACTION 'del'");
+sql("COMMIT PREPARED 'del'");
+cmp_ok(lookups('alice'), '>', 0, 'after a prepared deletion the set is off');
+ok($node->log_contains('known-users memory turned off until the server restarts'),
+	'and the server log says so');
 
 # Turned off, events still create their users.
 $node->append_conf('postgresql.conf', "seriesweb.known_users = 0\n");
