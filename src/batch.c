@@ -38,9 +38,10 @@ struct SwBatch
 	SwCache		 *cache;
 	HTAB		 *counts;
 	MemoryContext cxt;	 /* the events and what is matched for them */
-	HTAB		 *users; /* user ids of the events (text set) */
+	HTAB		 *users; /* user ids of the events (text set); NULL when empty */
 	SwContext	 *events;
 	int			  n;
+	int			  cap;
 };
 
 static bool
@@ -92,21 +93,28 @@ sw_batch_create(SwCache *cache, HTAB *counts, MemoryContext parent)
 	return b;
 }
 
+/* Nothing is allocated until an event is added: most statements add none. */
 void
 sw_batch_reset(SwBatch *b)
 {
 	MemoryContextReset(b->cxt);
-	b->users = sw_text_set_create("seriesweb batch users", b->cxt);
-	b->events = MemoryContextAlloc(b->cxt, sizeof(SwContext) * BATCH_MAX);
-	b->n = 0;
+	b->users = NULL;
+	b->events = NULL;
+	b->n = b->cap = 0;
 }
 
 bool
 sw_batch_takes(SwBatch *b, const char *user_id)
 {
-	text *id = cstring_to_text(user_id);
-	bool  found = b->n > 0 && hash_search(b->users, &id, HASH_FIND, NULL) != NULL;
+	text *id;
+	bool  found;
 
+	if (b->n == 0)
+		return true;
+	if (b->users == NULL)
+		return strcmp(b->events[0].user_id, user_id) != 0;
+	id = cstring_to_text(user_id);
+	found = hash_search(b->users, &id, HASH_FIND, NULL) != NULL;
 	pfree(id);
 	return b->n < BATCH_MAX && !found;
 }
@@ -115,10 +123,30 @@ void
 sw_batch_add(SwBatch *b, const SwContext *event)
 {
 	MemoryContext old = MemoryContextSwitchTo(b->cxt);
-	SwContext	 *ctx = &b->events[b->n++];
-	text		 *id = cstring_to_text(event->user_id);
+	SwContext	 *ctx;
 
-	Assert(b->n <= BATCH_MAX);
+	Assert(b->n < BATCH_MAX);
+	if (b->n == b->cap)
+	{
+		b->cap = b->cap == 0 ? 16 : Min(b->cap * 2, BATCH_MAX);
+		b->events = b->events ? repalloc(b->events, sizeof(SwContext) * b->cap)
+							  : palloc(sizeof(SwContext) * b->cap);
+	}
+	/* A lone event (the usual single-row INSERT) needs no set. */
+	if (b->n == 1)
+	{
+		text *first = cstring_to_text(b->events[0].user_id);
+
+		b->users = sw_text_set_create("seriesweb batch users", b->cxt);
+		hash_search(b->users, &first, HASH_ENTER, NULL);
+	}
+	if (b->users != NULL)
+	{
+		text *id = cstring_to_text(event->user_id);
+
+		hash_search(b->users, &id, HASH_ENTER, NULL);
+	}
+	ctx = &b->events[b->n++];
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->user_id = pstrdup(event->user_id);
 	ctx->event_id = event->event_id;
@@ -127,7 +155,6 @@ sw_batch_add(SwBatch *b, const SwContext *event)
 	ctx->event_props = event->event_props
 						   ? (Jsonb *) pg_detoast_datum_copy((struct varlena *) event->event_props)
 						   : NULL;
-	hash_search(b->users, &id, HASH_ENTER, NULL);
 	MemoryContextSwitchTo(old);
 }
 
