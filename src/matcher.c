@@ -9,7 +9,9 @@
  * one statement, then each event is matched in insertion order.  An event
  * whose name no live rule can use costs a hash probe (series_cache.c); only
  * the others load the user and company, look up the rules armed for the
- * user, and evaluate filters.
+ * user, and evaluate filters.  Events of the usual shape (an entry rule
+ * before webhooks) wait to be matched many at a time (batch.c), still in
+ * insertion order with respect to the others.
  *
  * Reaching a block is one INSERT .. ON CONFLICT on seriesweb.progress that
  * returns a row only the first time, which makes "each block at most once
