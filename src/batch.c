@@ -44,12 +44,6 @@ struct SwBatch
 	int			  cap;
 };
 
-static bool
-wants(const SwBlock *rule, const char *name)
-{
-	return rule->event_name == NULL || strcmp(rule->event_name, name) == 0;
-}
-
 /* The only entry rule of its series, followed only by webhooks that end it. */
 static bool
 simple(const SwBlock *rule)
@@ -70,12 +64,9 @@ sw_batch_fits(SwCache *cache, const char *name, uint32 name_hash)
 	if (cache->armed_any)
 		return false;
 	foreach (lc, sw_cache_rules_hashed(cache->armed_by_name, name_hash))
-		if (wants(lfirst(lc), name))
+		if (sw_rule_wants(lfirst(lc), name))
 			return false;
-	foreach (lc, sw_cache_rules_hashed(cache->entry_by_name, name_hash))
-		if (wants(lfirst(lc), name) && !simple(lfirst(lc)))
-			return false;
-	foreach (lc, cache->entry_any)
+	foreach (lc, sw_cache_entry_rules(cache, name, name_hash))
 		if (!simple(lfirst(lc)))
 			return false;
 	return true;
@@ -178,16 +169,11 @@ sw_batch_match(SwBatch *b, SwLoadUser load, void *arg)
 	for (int i = 0; i < b->n; i++)
 	{
 		SwContext *ctx = &b->events[i];
-		List	  *candidates = NIL;
 		ListCell  *lc;
 
 		load(arg, ctx);
 		MemoryContextSwitchTo(b->cxt);
-		foreach (lc, sw_cache_rules_hashed(b->cache->entry_by_name, sw_name_hash(ctx->event_name)))
-			if (wants(lfirst(lc), ctx->event_name))
-				candidates = lappend(candidates, lfirst(lc));
-		candidates = list_concat(candidates, b->cache->entry_any);
-		foreach (lc, candidates)
+		foreach (lc, sw_cache_entry_rules(b->cache, ctx->event_name, sw_name_hash(ctx->event_name)))
 		{
 			SwBlock *rule = lfirst(lc);
 

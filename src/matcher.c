@@ -50,7 +50,6 @@ static SPIPlanPtr create_users_returning_plan;
 #define CREATED_KEEP_MAX 10000
 static SPIPlanPtr load_user_plan;
 static SPIPlanPtr armed_plan;
-static SPIPlanPtr reach_plan;
 static SPIPlanPtr arm_plan;
 static SPIPlanPtr entered_plan;
 
@@ -112,15 +111,6 @@ event_columns(TupleDesc desc)
 						errmsg("seriesweb.events lacks a column the matcher needs"),
 						errhint("Recreate the extension; do not alter seriesweb.events.")));
 	return cols;
-}
-
-static char *
-col_text(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool  isnull;
-	Datum d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 /*
@@ -202,10 +192,10 @@ create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventC
 		text		*id = DatumGetTextPCopy(SPI_getbinval(tup, desc, 1, &isnull));
 		CreatedUser *u = hash_search(created, &id, HASH_ENTER, NULL);
 
-		u->email = col_text(tup, desc, 2);
-		u->name = col_text(tup, desc, 3);
+		u->email = sw_col_text(tup, desc, 2);
+		u->name = sw_col_text(tup, desc, 3);
 		u->attrs = sw_col_jsonb(tup, desc, 4);
-		u->company_id = col_text(tup, desc, 5);
+		u->company_id = sw_col_text(tup, desc, 5);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return created;
@@ -255,24 +245,8 @@ load_user(void *state, SwContext *ctx)
 	sw_execute(load_user_plan, &arg, NULL, false, 0, SPI_OK_SELECT);
 	MemoryContextSwitchTo(cxt);
 	if (SPI_processed == 1)
-	{
-		HeapTuple tup = SPI_tuptable->vals[0];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-
-		ctx->user_email = col_text(tup, desc, 1);
-		ctx->user_name = col_text(tup, desc, 2);
-		ctx->user_attrs = sw_col_jsonb(tup, desc, 3);
-		ctx->company_id = col_text(tup, desc, 4);
-		ctx->company_name = col_text(tup, desc, 5);
-		ctx->company_attrs = sw_col_jsonb(tup, desc, 6);
-	}
+		sw_ctx_set_user(ctx, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	SPI_freetuptable(SPI_tuptable);
-}
-
-static bool
-rule_wants_event(SwBlock *rule, const char *name)
-{
-	return rule->event_name == NULL || strcmp(rule->event_name, name) == 0;
 }
 
 /* Rules armed for this user (and live) that this event may reach. */
@@ -299,7 +273,7 @@ armed_rules(MatchState *st)
 			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		SwBlock *b = sw_cache_block(st->cache, id);
 
-		if (b != NULL && !b->is_webhook && rule_wants_event(b, st->ctx.event_name))
+		if (b != NULL && !b->is_webhook && sw_rule_wants(b, st->ctx.event_name))
 			rules = lappend(rules, b);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -310,22 +284,10 @@ armed_rules(MatchState *st)
 static bool
 mark_reached(MatchState *st, SwBlock *block)
 {
-	static const Oid argtypes[3] = {INT4OID, TEXTOID, INT8OID};
-	Datum			 values[3];
-	uint64			 n;
+	bool reached = sw_reach(block, &st->ctx);
 
-	values[0] = Int32GetDatum(block->block_id);
-	values[1] = CStringGetTextDatum(st->ctx.user_id);
-	values[2] = Int64GetDatum(st->ctx.event_id);
-	sw_plan(&reach_plan,
-			"INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) "
-			"VALUES ($1, $2, now(), $3) "
-			"ON CONFLICT (block_id, user_id) DO UPDATE "
-			"   SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "
-			" WHERE p.reached_at IS NULL",
-			3, argtypes);
-	n = run(st, reach_plan, values, NULL, SPI_OK_INSERT);
-	return n == 1;
+	MemoryContextSwitchTo(st->event_cxt);
+	return reached;
 }
 
 /* Is this the user's first entry rule reached in the block's series? */
@@ -443,15 +405,12 @@ reach(MatchState *st, SwBlock *first)
 static void
 match_event(MatchState *st)
 {
-	List	 *candidates = NIL;
+	List	 *candidates;
 	ListCell *lc;
 
 	load_user(st, &st->ctx);
 
-	foreach (lc, sw_cache_rules_hashed(st->cache->entry_by_name, st->name_hash))
-		if (rule_wants_event(lfirst(lc), st->ctx.event_name))
-			candidates = lappend(candidates, lfirst(lc));
-	candidates = list_concat(candidates, st->cache->entry_any);
+	candidates = sw_cache_entry_rules(st->cache, st->ctx.event_name, st->name_hash);
 	/* Fetched before any reach: rules armed by this event wait for the next. */
 	candidates = list_concat(candidates, armed_rules(st));
 

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "plans.h"
+#include "utils/builtins.h"
 
 SPIPlanPtr
 sw_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
@@ -47,4 +48,24 @@ sw_col_jsonb(HeapTuple tup, TupleDesc desc, int col)
 	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? NULL : DatumGetJsonbPCopy(d);
+}
+
+char *
+sw_col_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool  isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+void
+sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col)
+{
+	ctx->user_email = sw_col_text(tup, desc, col);
+	ctx->user_name = sw_col_text(tup, desc, col + 1);
+	ctx->user_attrs = sw_col_jsonb(tup, desc, col + 2);
+	ctx->company_id = sw_col_text(tup, desc, col + 3);
+	ctx->company_name = sw_col_text(tup, desc, col + 4);
+	ctx->company_attrs = sw_col_jsonb(tup, desc, col + 5);
 }

@@ -39,6 +39,7 @@
 static SPIPlanPtr counts_plan;
 static SPIPlanPtr enqueue_plan;
 static SPIPlanPtr enqueue_many_plan;
+static SPIPlanPtr reach_plan;
 static SPIPlanPtr reach_many_plan;
 static SPIPlanPtr render_failed_plan;
 static SPIPlanPtr claim_plan;
@@ -162,8 +163,8 @@ note_render_failure(int32 block_id, const char *error)
 }
 
 /*
- * Record that a user reached a block, unless they had (as matcher.c's
- * mark_reached() writes it): rows from values, returning those reached now.
+ * Record that a user reached a block, unless they had: rows from values,
+ * returning those reached now.
  */
 #define REACH_SQL(values)                                                                   \
 	"INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) " values \
@@ -225,6 +226,19 @@ sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
 	else
 		sw_wake_at_commit();
 	return true;
+}
+
+bool
+sw_reach(SwBlock *block, const SwContext *ctx)
+{
+	static const Oid argtypes[3] = {INT4OID, TEXTOID, INT8OID};
+	Datum			 args[3];
+
+	args[0] = Int32GetDatum(block->block_id);
+	args[1] = CStringGetTextDatum(ctx->user_id);
+	args[2] = Int64GetDatum(ctx->event_id);
+	sw_plan(&reach_plan, REACH_SQL("VALUES ($1, $2, now(), $3)"), 3, argtypes);
+	return sw_execute(reach_plan, args, NULL, false, 0, SPI_OK_INSERT_RETURNING) == 1;
 }
 
 /* A user's first item in sw_reach_many. */

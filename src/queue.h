@@ -39,6 +39,12 @@ typedef struct SwReach
 } SwReach;
 
 /*
+ * Record that the user reached a rule (seriesweb.progress), inside SPI;
+ * false if they had reached it already.
+ */
+extern bool sw_reach(SwBlock *block, const SwContext *ctx);
+
+/*
  * Record that users reached rules, with one statement; reached[i] says
  * whether reach[i] was reached now (not before).  Each (block, user) at most
  * once per call, and the items of a user next to each other.

@@ -291,6 +291,24 @@ sw_cache_rules_hashed(HTAB *map, uint32 hash)
 	return entry ? entry->rules : NIL;
 }
 
+bool
+sw_rule_wants(const SwBlock *rule, const char *name)
+{
+	return rule->event_name == NULL || strcmp(rule->event_name, name) == 0;
+}
+
+List *
+sw_cache_entry_rules(SwCache *cache, const char *name, uint32 name_hash)
+{
+	List	 *rules = NIL;
+	ListCell *lc;
+
+	foreach (lc, sw_cache_rules_hashed(cache->entry_by_name, name_hash))
+		if (sw_rule_wants(lfirst(lc), name))
+			rules = lappend(rules, lfirst(lc));
+	return list_concat(rules, cache->entry_any);
+}
+
 PG_FUNCTION_INFO_V1(sw_definitions_changed);
 Datum
 sw_definitions_changed(PG_FUNCTION_ARGS)

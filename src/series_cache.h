@@ -73,4 +73,10 @@ extern uint32	sw_name_hash(const char *name);
  */
 extern List *sw_cache_rules_hashed(HTAB *map, uint32 hash);
 
+/* Can an event of this name reach the rule (if its filter holds)? */
+extern bool sw_rule_wants(const SwBlock *rule, const char *name);
+
+/* The entry rules an event of this name may reach, in the order tried. */
+extern List *sw_cache_entry_rules(SwCache *cache, const char *name, uint32 name_hash);
+
 #endif /* SERIESWEB_SERIES_CACHE_H */

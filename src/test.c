@@ -119,12 +119,7 @@ load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	ctx->user_id = col_text(tup, desc, 1);
-	ctx->user_email = col_text(tup, desc, 2);
-	ctx->user_name = col_text(tup, desc, 3);
-	ctx->user_attrs = sw_col_jsonb(tup, desc, 4);
-	ctx->company_id = col_text(tup, desc, 5);
-	ctx->company_name = col_text(tup, desc, 6);
-	ctx->company_attrs = sw_col_jsonb(tup, desc, 7);
+	sw_ctx_set_user(ctx, tup, desc, 2);
 }
 
 /*
