@@ -6,7 +6,8 @@
 # PostgreSQL refuses to run as root and CI runs as root.
 
 EXTENSION  = seriesweb
-EXTVERSION = 0.1
+# The version is the control file's default_version, written once there.
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 MODULE_big = seriesweb
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA       = $(sort $(wildcard sql/seriesweb--*.sql))

@@ -200,4 +200,16 @@ SELECT series_name, title, kind, reached, sent, failed, pending, last_error
 SELECT name, state, users_entered, sent, failed, pending
   FROM seriesweb.series_stats ORDER BY series_id;
 
+-- Rows a dump brings carry the id of the installation that accepted them:
+-- they were matched there, and their users, progress and deliveries come
+-- with them.  They are not matched again (no user is created, nothing is
+-- enqueued); in one statement with new events, only the new ones match.
+INSERT INTO seriesweb.events (user_id, name, installation_id)
+VALUES ('r1', 'completed-onboarding', 42);
+SELECT count(*) AS users FROM seriesweb.users WHERE user_id = 'r1';
+INSERT INTO seriesweb.events (user_id, name, installation_id)
+VALUES ('r2', 'completed-onboarding', 42), ('r3', 'completed-onboarding', DEFAULT);
+SELECT user_id FROM seriesweb.deliveries WHERE user_id IN ('r1', 'r2', 'r3');
+SELECT user_id FROM seriesweb.users WHERE user_id IN ('r1', 'r2', 'r3');
+
 DROP EXTENSION seriesweb;

@@ -22,11 +22,21 @@ SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
  WHERE p.pronamespace = 'seriesweb'::regnamespace AND p.proname NOT LIKE '\_%'
  ORDER BY p.proname;
 
--- The columns the contract promises on people and events.
-SELECT table_name, column_name, data_type, is_nullable, column_default
+-- The columns the contract promises on people and events.  An event also
+-- carries the id of the installation that accepted it, drawn at random by
+-- CREATE EXTENSION (so shown here as <id>): rows a dump brings carry
+-- another one.
+SELECT table_name, column_name, data_type, is_nullable,
+       regexp_replace(column_default, '^''-?\d+''::bigint$', '<id>') AS column_default
   FROM information_schema.columns
  WHERE table_schema = 'seriesweb' AND table_name IN ('companies', 'users', 'events')
  ORDER BY table_name, ordinal_position;
+
+-- The default is this installation's id.
+SELECT column_default = format('''%s''::bigint', (SELECT installation_id FROM seriesweb.installation))
+       AS default_is_installation
+  FROM information_schema.columns
+ WHERE table_schema = 'seriesweb' AND table_name = 'events' AND column_name = 'installation_id';
 
 -- The stats views' columns.
 SELECT table_name, column_name, data_type

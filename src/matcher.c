@@ -61,6 +61,7 @@ typedef struct EventColumns
 	int name;
 	int properties;
 	int occurred_at;
+	int installation_id; /* 0 in a database still at 0.1 */
 } EventColumns;
 
 /* A user this statement created: the row as inserted, no need to read it. */
@@ -105,12 +106,29 @@ event_columns(TupleDesc desc)
 	cols.name = SPI_fnumber(desc, "name");
 	cols.properties = SPI_fnumber(desc, "properties");
 	cols.occurred_at = SPI_fnumber(desc, "occurred_at");
+	cols.installation_id = Max(SPI_fnumber(desc, "installation_id"), 0);
 	if (cols.event_id <= 0 || cols.user_id <= 0 || cols.name <= 0 || cols.properties <= 0 ||
 		cols.occurred_at <= 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 						errmsg("seriesweb.events lacks a column the matcher needs"),
 						errhint("Recreate the extension; do not alter seriesweb.events.")));
 	return cols;
+}
+
+/*
+ * Was the event in the slot accepted by another installation, that is,
+ * loaded from a dump of it?  Then it was matched there, and its users,
+ * progress and deliveries are restored with it: it is history, not news.
+ */
+static bool
+restored_event(const SwCache *cache, TupleTableSlot *slot, const EventColumns *cols)
+{
+	bool isnull;
+
+	if (cols->installation_id == 0 || !cache->has_installation)
+		return false;
+	return DatumGetInt64(slot_getattr(slot, cols->installation_id, &isnull)) !=
+		   cache->installation_id;
 }
 
 /*
@@ -124,8 +142,8 @@ event_columns(TupleDesc desc)
  * their events need not read them back.
  */
 static HTAB *
-create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventColumns *cols,
-					 MemoryContext cxt)
+create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
+					 const EventColumns *cols, MemoryContext cxt)
 {
 	static const Oid argtypes[1] = {TEXTARRAYOID};
 	HTAB			*seen = sw_text_set_create("seriesweb event users", cxt);
@@ -139,9 +157,13 @@ create_missing_users(Tuplestorestate *events, TupleTableSlot *slot, const EventC
 	tuplestore_rescan(events);
 	while (tuplestore_gettupleslot(events, true, false, slot))
 	{
-		bool found;
+		bool  found;
+		text *id;
+
+		if (restored_event(cache, slot, cols))
+			continue;
 		/* Copied: a spilled tuplestore reuses the slot's tuple memory. */
-		text *id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
+		id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
 
 		hash_search(seen, &id, HASH_ENTER, &found);
 		if (found || sw_user_known(id))
@@ -473,6 +495,8 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const E
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(st->event_cxt);
 		MemoryContextSwitchTo(st->event_cxt);
+		if (restored_event(st->cache, slot, cols))
+			continue;
 
 		name = TextDatumGetCString(slot_getattr(slot, cols->name, &isnull));
 		st->name_hash = sw_name_hash(name);
@@ -533,9 +557,9 @@ sw_match_events(PG_FUNCTION_ARGS)
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 
 	memset(&st, 0, sizeof(st));
-	st.created = create_missing_users(events, slot, &cols, stmt_cxt);
 	st.cache = sw_cache_get();
 	MemoryContextSwitchTo(stmt_cxt);
+	st.created = create_missing_users(st.cache, events, slot, &cols, stmt_cxt);
 	if (hash_get_num_entries(st.cache->blocks) > 0)
 	{
 		st.counts = sw_counts_create(stmt_cxt);

@@ -42,6 +42,7 @@ static SPIPlanPtr enqueue_many_plan;
 static SPIPlanPtr reach_plan;
 static SPIPlanPtr reach_many_plan;
 static SPIPlanPtr render_failed_plan;
+static SPIPlanPtr recover_plan;
 static SPIPlanPtr claim_plan;
 static SPIPlanPtr record_plan;
 static SPIPlanPtr release_plan;
@@ -481,19 +482,34 @@ join_batch_by_hash(void)
 		elog(ERROR, "seriesweb: could not set enable_nestloop");
 }
 
+/*
+ * Claims are marked with the claiming worker's start time: a delivery in
+ * sending that this worker did not claim was claimed by one that is gone
+ * (a crash, an immediate stop, a standby's promotion) or came from a dump,
+ * and nobody will record it.  It is pending again, due now.
+ */
+static Datum
+claim_token(void)
+{
+	return Int64GetDatum((int64) MyStartTimestamp);
+}
+
 void
 sw_queue_recover(void)
 {
-	begin_tx("seriesweb: recover deliveries left in sending");
-	if (SPI_execute("UPDATE seriesweb.deliveries SET status = 'pending', next_attempt_at = now() "
-					" WHERE status = 'sending'",
-					false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "seriesweb: could not recover deliveries");
+	static const Oid argtypes[1] = {INT8OID};
+	Datum			 token = claim_token();
+
+	begin_tx("seriesweb: recover deliveries nobody is sending");
+	sw_plan(&recover_plan,
+			"UPDATE seriesweb.deliveries SET status = 'pending', next_attempt_at = now() "
+			" WHERE status = 'sending' AND claimed_by IS DISTINCT FROM $1",
+			1, argtypes);
+	sw_execute(recover_plan, &token, NULL, false, 0, SPI_OK_UPDATE);
 	if (SPI_processed > 0)
-		ereport(
-			LOG,
-			(errmsg("seriesweb: %llu deliveries interrupted by a stop or crash will be sent again",
-					(unsigned long long) SPI_processed)));
+		ereport(LOG, (errmsg("seriesweb: %llu deliveries interrupted by a stop or crash, or "
+							 "restored while being sent, will be sent again",
+							 (unsigned long long) SPI_processed)));
 	commit_tx();
 }
 
@@ -535,8 +551,8 @@ int
 sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, SwClaimed *out,
 			   MemoryContext cxt)
 {
-	static const Oid argtypes[4] = {INT4OID, TIMESTAMPTZOID, INT8OID, TEXTARRAYOID};
-	Datum			 args[4];
+	static const Oid argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT8OID, TEXTARRAYOID, INT8OID};
+	Datum			 args[5];
 	Datum			*skipd;
 	uint64			 n;
 
@@ -550,12 +566,13 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 	args[1] = TimestampTzGetDatum(cursor->at);
 	args[2] = Int64GetDatum(cursor->id);
 	args[3] = PointerGetDatum(construct_array(skipd, nskip, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = claim_token();
 	/*
 	 * One generic plan, which assumes LIMIT $1 is a tenth of the table: the
 	 * ids are an array, not a join that would then read the whole table.
 	 */
 	sw_plan(&claim_plan,
-			"UPDATE seriesweb.deliveries d SET status = 'sending' "
+			"UPDATE seriesweb.deliveries d SET status = 'sending', claimed_by = $5 "
 			" WHERE d.delivery_id = ANY (ARRAY("
 			"         SELECT delivery_id FROM seriesweb.deliveries "
 			"          WHERE status = 'pending' AND next_attempt_at <= now() "
@@ -567,10 +584,10 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
 			"          d.method, d.url, d.headers, d.body, "
 			"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
-			"          'msg_' || d.delivery_id || '_' "
+			"          'msg_' || d.delivery_id::text || '_' "
 			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint), "
 			"          d.next_attempt_at",
-			4, argtypes);
+			5, argtypes);
 	n = sw_execute(claim_plan, args, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
 	MemoryContextSwitchTo(cxt);
@@ -692,14 +709,14 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		"         response_status = r.response_status, last_error = r.error "
 		"    FROM r WHERE d.delivery_id = r.delivery_id AND d.delivery_id = ANY ($1) "
 		"     AND d.status = 'sending' "
-		"  RETURNING d.block_id, d.series_id, r.status, r.finished_at, r.error), "
+		"  RETURNING d.delivery_id, d.block_id, d.series_id, r.status, r.finished_at, r.error), "
 		"a AS ("
 		"  INSERT INTO seriesweb.delivery_attempts "
 		"         (delivery_id, attempt, started_at, duration_ms, response_status, error, "
 		"response_body) "
-		"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, "
+		"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, r.error, "
 		"response_body "
-		"    FROM r), "
+		"    FROM r JOIN u USING (delivery_id)), "
 		"c AS ("
 		"  INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed) "
 		"  SELECT block_id, series_id, count(*) FILTER (WHERE status = 'sent'), "
@@ -747,13 +764,13 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 	args[0] =
 		PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[1] = PointerGetDatum(construct_array(msd, n, INT4OID, 4, true, TYPALIGN_INT));
-	sw_plan(
-		&release_plan,
-		"UPDATE seriesweb.deliveries d "
-		"   SET status = 'pending', next_attempt_at = now() + make_interval(secs => r.ms / 1000.0) "
-		"  FROM unnest($1, $2) AS r(id, ms) "
-		" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) AND d.status = 'sending'",
-		2, argtypes);
+	sw_plan(&release_plan,
+			"UPDATE seriesweb.deliveries d "
+			"   SET status = 'pending', next_attempt_at = now() + r.ms::float8 * interval '1 "
+			"millisecond' "
+			"  FROM unnest($1, $2) AS r(id, ms) "
+			" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) AND d.status = 'sending'",
+			2, argtypes);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }

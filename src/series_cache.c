@@ -19,12 +19,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "series_cache.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -110,6 +112,25 @@ load_relids(SwCache *c)
 	for (int i = 0; i < 3; i++)
 		watched_relids[i] = DatumGetObjectId(SPI_getbinval(tup, desc, i + 1, &isnull));
 	c->delivery_seq = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * The id of this installation, which new events carry (0.2 on; a database
+ * still at 0.1 has none, and all its events are its own).
+ */
+static void
+load_installation(SwCache *c)
+{
+	bool isnull;
+
+	if (!OidIsValid(get_relname_relid("installation", get_namespace_oid("seriesweb", false))))
+		return;
+	cache_query(c, "SELECT installation_id FROM seriesweb.installation", "the installation id");
+	c->has_installation = SPI_processed == 1;
+	if (c->has_installation)
+		c->installation_id =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -242,6 +263,7 @@ build_cache(void)
 	c->entry_by_name = make_map(cxt, "seriesweb entry rules", sizeof(uint32), sizeof(SwRuleList));
 	c->armed_by_name = make_map(cxt, "seriesweb later rules", sizeof(uint32), sizeof(SwRuleList));
 	load_relids(c);
+	load_installation(c);
 	load_blocks(c);
 	load_connections(c);
 	MemoryContextSwitchTo(old);

@@ -50,12 +50,14 @@ typedef struct SwRuleList
 typedef struct SwCache
 {
 	MemoryContext cxt;
-	HTAB		 *blocks;		 /* block_id -> SwBlock * (live series only) */
-	HTAB		 *entry_by_name; /* name hash -> entry rules with that name */
-	List		 *entry_any;	 /* entry rules with no event name */
-	HTAB		 *armed_by_name; /* name hash -> non-entry rules with that name */
-	bool		  armed_any;	 /* some non-entry rule has no event name */
-	Oid			  delivery_seq;	 /* sequence of deliveries.delivery_id */
+	HTAB		 *blocks;			/* block_id -> SwBlock * (live series only) */
+	HTAB		 *entry_by_name;	/* name hash -> entry rules with that name */
+	List		 *entry_any;		/* entry rules with no event name */
+	HTAB		 *armed_by_name;	/* name hash -> non-entry rules with that name */
+	bool		  armed_any;		/* some non-entry rule has no event name */
+	Oid			  delivery_seq;		/* sequence of deliveries.delivery_id */
+	bool		  has_installation; /* false in a database still at 0.1 */
+	int64		  installation_id;	/* events carrying another id are restored */
 } SwCache;
 
 /* The cache, rebuilt first if definitions changed.  Inside SPI_connect. */

@@ -114,6 +114,8 @@ state_name(SwWorkerState state, pid_t pid)
 			return "connecting";
 		case SW_WORKER_WAITING:
 			return "waiting";
+		case SW_WORKER_UPDATE_PENDING:
+			return "update pending";
 		case SW_WORKER_RUNNING:
 			/* A crashed worker cannot update its state: look. */
 			return (pid > 0 && kill(pid, 0) == 0) ? "running" : "restarting";

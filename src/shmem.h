@@ -19,7 +19,8 @@ typedef enum SwWorkerState
 {
 	SW_WORKER_NOT_STARTED = 0,
 	SW_WORKER_CONNECTING,
-	SW_WORKER_WAITING, /* for CREATE EXTENSION in its database */
+	SW_WORKER_WAITING,		  /* for CREATE EXTENSION in its database */
+	SW_WORKER_UPDATE_PENDING, /* for ALTER EXTENSION UPDATE to this library's version */
 	SW_WORKER_RUNNING,
 	SW_WORKER_EXITED
 } SwWorkerState;

@@ -4,8 +4,11 @@
  *	  The background worker that sends deliveries.
  *
  * One worker, registered at server start (shared_preload_libraries), serves
- * seriesweb.database.  It waits quietly until the extension exists there,
- * puts back deliveries a crash or immediate stop left in "sending", then
+ * seriesweb.database, with a search_path that only finds pg_catalog.  It
+ * waits quietly until the extension exists there at this library's version
+ * (saying "update pending" otherwise), puts back deliveries a crash or
+ * immediate stop left in "sending" (and, every RECOVER_EVERY_MS, any in
+ * sending that it did not claim, as a restored dump may hold), then
  * loops: claim due deliveries while there is room under
  * seriesweb.max_concurrency (one short transaction), send them with the
  * multi sender outside any transaction, and record finished attempts in
@@ -19,7 +22,7 @@
  * in it has been recorded; the outcome buffer is reused.  SIGHUP reloads
  * settings; SIGTERM records what finished and exits (rows still sending are
  * sent again at the next start).  The postmaster restarts the worker after a
- * crash.
+ * crash, and after DROP EXTENSION, which it reports in one line.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,7 +36,7 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
-#include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -73,6 +76,8 @@
 /* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
 #define IDLE_LOOK_MS 5000
 #define FOLD_EVERY_MS 2000
+/* Deliveries in sending that no running worker claimed are looked for this often. */
+#define RECOVER_EVERY_MS 10000
 #define PURGE_EVERY_MS (10 * 60 * 1000)
 
 /* A claim batch: its memory lives until its last delivery is recorded. */
@@ -126,6 +131,7 @@ typedef struct WorkerState
 	SwClaimCursor cursor;
 	TimestampTz	  restart_by; /* when claims start from the beginning again */
 	TimestampTz	  last_fold;
+	TimestampTz	  last_recover;
 	TimestampTz	  last_purge;
 	bool		  counts_dirty;
 } WorkerState;
@@ -190,31 +196,64 @@ index_only_plans(void)
 		SetConfigOption(off[i], "off", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
-static bool
-extension_exists(void)
+/*
+ * Nothing that a role without superuser wrote may run in the worker: only
+ * pg_catalog is searched for functions, operators and types (pg_temp, last,
+ * is never searched for functions or operators), whatever search_path the
+ * database or role sets.  The worker's statements name seriesweb's tables.
+ */
+static void
+fix_search_path(void)
 {
-	bool exists;
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/* The installed version of the extension in this database, or NULL. */
+static char *
+extension_version(void)
+{
+	char *version = NULL;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	exists = OidIsValid(get_extension_oid("seriesweb", true));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "seriesweb: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'seriesweb'",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "seriesweb: could not read the extension's version");
+	if (SPI_processed == 1)
+		version = MemoryContextStrdup(
+			TopMemoryContext, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	PopActiveSnapshot();
 	CommitTransactionCommand();
-	return exists;
+	return version;
 }
 
-/* Wait (woken by CREATE EXTENSION's commit) until the extension exists. */
+/*
+ * Wait until the extension exists at this library's version: CREATE
+ * EXTENSION and ALTER EXTENSION UPDATE wake us when they commit.  A
+ * database at another version is left alone (its tables may not be what
+ * this library's statements expect); it is not an error.
+ */
 static void
 wait_for_extension(void)
 {
-	char detail[256];
+	char *version;
 
-	snprintf(detail, sizeof(detail),
-			 "extension seriesweb does not exist in database \"%s\": run CREATE EXTENSION "
-			 "seriesweb there",
-			 sw_database);
-	while (!extension_exists())
+	while ((version = extension_version()) == NULL || strcmp(version, SERIESWEB_VERSION) != 0)
 	{
-		sw_shared_set_state(SW_WORKER_WAITING, detail);
+		if (version == NULL)
+			sw_shared_set_state(SW_WORKER_WAITING,
+								psprintf("extension seriesweb does not exist in database \"%s\": "
+										 "run CREATE EXTENSION seriesweb there",
+										 sw_database));
+		else
+			sw_shared_set_state(SW_WORKER_UPDATE_PENDING,
+								psprintf("database \"%s\" has seriesweb %s and the server runs "
+										 "seriesweb %s: run ALTER EXTENSION seriesweb UPDATE there",
+										 sw_database, version, SERIESWEB_VERSION));
 		wait_for_latch(10000);
 		ResetLatch(MyLatch);
 		handle_signals(NULL);
@@ -651,6 +690,11 @@ claim(WorkerState *w, TimestampTz now)
 static void
 housekeeping(WorkerState *w, TimestampTz now)
 {
+	if (ms_until(TimestampTzPlusMilliseconds(w->last_recover, RECOVER_EVERY_MS), now) == 0)
+	{
+		sw_queue_recover();
+		w->last_recover = now;
+	}
 	if (w->counts_dirty &&
 		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0)
 	{
@@ -742,6 +786,29 @@ worker_loop(WorkerState *w)
 	record_outcomes(w);
 }
 
+/*
+ * An error in the loop: when DROP EXTENSION took the tables away, say so
+ * in one line and exit quietly; the worker started again in its place
+ * waits for CREATE EXTENSION.  Any other error is raised as it was.
+ */
+static void
+exit_if_dropped(MemoryContext cxt)
+{
+	ErrorData *error;
+
+	MemoryContextSwitchTo(cxt);
+	error = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	if (extension_version() != NULL)
+		ReThrowError(error);
+	ereport(LOG, (errmsg("seriesweb: extension dropped from database \"%s\"; the worker stops "
+						 "sending and waits for CREATE EXTENSION",
+						 sw_database)));
+	sw_shared_set_state(SW_WORKER_EXITED, "extension dropped");
+	proc_exit(1);
+}
+
 void
 sw_worker_main(Datum arg)
 {
@@ -755,6 +822,7 @@ sw_worker_main(Datum arg)
 						psprintf("connecting to database \"%s\"", sw_database));
 	BackgroundWorkerInitializeConnection(sw_database, NULL, 0);
 	pgstat_report_appname("seriesweb worker");
+	fix_search_path();
 	index_only_plans();
 
 	wait_for_extension();
@@ -777,13 +845,22 @@ sw_worker_main(Datum arg)
 			hash_create("seriesweb destinations", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
-	w.last_fold = w.last_purge = GetCurrentTimestamp();
+	w.last_fold = w.last_recover = GetCurrentTimestamp();
+	w.last_purge = 0; /* purge at start, then every PURGE_EVERY_MS */
 	restart_cursor(&w, w.last_fold);
 	w.counts_dirty = true;
 	sw_shared_set_state(SW_WORKER_RUNNING, "sending deliveries");
 	ereport(LOG, (errmsg("seriesweb worker sending deliveries of database \"%s\"", sw_database)));
 
-	worker_loop(&w);
+	PG_TRY();
+	{
+		worker_loop(&w);
+	}
+	PG_CATCH();
+	{
+		exit_if_dropped(w.loop_cxt);
+	}
+	PG_END_TRY();
 
 	sw_shared_set_state(SW_WORKER_EXITED, "stopped by SIGTERM");
 	/* Exit code 1: the postmaster restarts us unless it is shutting down. */
