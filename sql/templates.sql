@@ -161,9 +161,9 @@ SELECT regexp_split_to_table(pg_temp.form(NULL, 'solo'), '&') AS field;
 ------------------------------------------------------------------------------
 
 -- Placeholder values in the URL are percent-encoded (RFC 3986: letters,
--- digits and -._~ stay; spaces, slashes, "&", non-ASCII become %XX of their
--- UTF-8 bytes); the literal text is kept as written.  A missing attribute is
--- empty.
+-- digits and -_~ stay, and "." in the host; spaces, slashes, "&", non-ASCII
+-- become %XX of their UTF-8 bytes); the literal text is kept as written.  A
+-- missing attribute is empty.
 SELECT pg_temp.url('https://example.com/users/{user.id}/notes?city={user.city}&name={user.name}&u={user.unicode}&missing={user.nope}&n={user.age}');
 -- A fallback is encoded too, and a placeholder may be (part of) the host.
 SELECT pg_temp.url('https://{company.subdomain}.example.com/{user.nope | fallback: "a b/c"}');
@@ -173,6 +173,42 @@ SELECT pg_temp.url('https://{company.subdomain}/hook', 'solo');
 -- an upper-case scheme.
 SELECT pg_temp.url('HTTPS://[2001:db8::1]:8443/hook?x=1#frag');
 SELECT pg_temp.url('http://example.com:8080/users/@me');
+
+-- A value stays inside its path segment.  A "." or ".." segment means "this
+-- directory" or "the parent" to servers and to clients that normalise URLs,
+-- so /api/users/{event.uid}/notify with the uid ".." would reach /api/notify:
+-- after the host "." is %2E, like "/" is %2F.  "%" is %25, so a value that is
+-- already encoded ("%2e") stays text.  Every URL keeps the template's five
+-- segments, none of them a dot segment.
+SELECT t.uid, r.url, cardinality(s.segs) = 5 AND NOT s.segs && '{., ..}' AS keeps_segments
+  FROM (VALUES ('..'), ('.'), ('%2e'), ('%2E%2E'), ('.%2e'), ('...'), ('../../admin'),
+               ('.hidden'), ('v1.2'), ('')) AS t(uid),
+       seriesweb._render('POST', 'https://example.com/api/users/{event.uid}/notify',
+                         '{"Content-Type": "application/json"}', NULL,
+                         jsonb_build_object('event', jsonb_build_object('properties',
+                                                                        jsonb_build_object('uid', t.uid)))) r,
+       LATERAL (SELECT string_to_array(substring(r.url FROM '^https://[^/?#]*([^?#]*)'), '/') AS segs) s;
+-- url_with(u, context): the URL rendered for a context given inline.
+CREATE FUNCTION pg_temp.url_with(u text, context jsonb) RETURNS text
+LANGUAGE sql AS $$
+	SELECT coalesce(r.url, 'error: ' || r.error)
+	  FROM seriesweb._render('POST', $1, '{"Content-Type": "application/json"}', NULL, $2) r
+$$;
+-- The query and the fragment are encoded the same way, and so is a fallback.
+-- In the host "." separates the labels of the name and stays.
+SELECT pg_temp.url_with('https://{company.subdomain}.example.com/u/{event.uid}/{user.nope | fallback: ".."}/x?next={event.uid}#{event.uid}',
+                        '{"company": {"id": "c1", "attributes": {"subdomain": "eu.csense"}}, "event": {"properties": {"uid": ".."}}}');
+-- Dot segments written in the template are sent as written (libcurl is told
+-- not to remove them), and literal dots around a value are fine.
+SELECT pg_temp.url('https://example.com/a/./b/../c/.{user.plan}./..{user.plan}');
+-- But a segment of literal dots and placeholders that all render empty would
+-- be a dot segment the template did not write: the delivery fails with this
+-- error instead.
+SELECT pg_temp.url('https://example.com/a/.{user.nope}/b');
+SELECT pg_temp.url('https://example.com/a/{user.nope}.{user.nope}./b?q=.{user.nope}');
+SELECT pg_temp.url('https://example.com/a/..{user.nope}');
+-- Three dots are not a dot segment, and those the template wrote stay.
+SELECT pg_temp.url('https://example.com/../a/..{user.nope}./b/..');
 
 ------------------------------------------------------------------------------
 -- Headers

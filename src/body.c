@@ -354,7 +354,7 @@ sw_render_pieces(SwRender *r, StringInfo buf, const SwBodyPiece *pieces, int npi
 				break;
 			case SW_PIECE_STRING:
 				appendStringInfoCharMacro(buf, '"');
-				sw_render_text(r, buf, &p->text, SW_ENC_JSON);
+				sw_render_text(r, buf, &p->text);
 				appendStringInfoCharMacro(buf, '"');
 				break;
 			case SW_PIECE_VALUE:
@@ -381,7 +381,7 @@ sw_render_form(SwRender *r, StringInfo buf, const SwWebhookTemplate *t)
 		appendStringInfoString(buf, f->key);
 		appendStringInfoChar(buf, '=');
 		if (f->is_string)
-			sw_render_text(r, buf, &f->text, SW_ENC_FORM);
+			sw_render_text(r, buf, &f->text);
 		else
 		{
 			resetStringInfo(&json);

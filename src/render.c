@@ -86,7 +86,8 @@ url_error(const char *url, const char *what, const char *hint)
 /*
  * The URL with each placeholder as \x01, so that its structure can be
  * checked: placeholder values are percent-encoded, so they can never add a
- * "/", "@" or ":".  Literal text must have no blank or control character.
+ * "/", "@" or ":" (nor a "." after the host).  Literal text must have no
+ * blank or control character.
  */
 static char *
 url_shape(const char *url, const SwTemplateText *t)
@@ -190,6 +191,57 @@ check_url_length(const char *url, const SwTemplateText *t)
 						errhint("Send long values in the body or in a header.")));
 }
 
+/* "." or "..": this directory or its parent, to the receiver. */
+static bool
+is_dot_segment(const char *seg, size_t len)
+{
+	return (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.');
+}
+
+/* Placeholders and one or two dots: a dot segment if they all render empty. */
+static bool
+may_become_dot_segment(const char *seg, size_t len)
+{
+	int	 dots = 0;
+	bool placeholder = false;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		if (seg[i] == '.')
+			dots++;
+		else if (seg[i] == '\x01')
+			placeholder = true;
+		else
+			return false;
+	}
+	return placeholder && dots > 0 && dots <= 2;
+}
+
+/*
+ * The shape of the path (from url_shape, up to its query or fragment) when
+ * a segment of it may become a dot segment, for check_rendered_path; NULL
+ * (nothing to check) for nearly every URL.  Such a URL is not refused: one
+ * that was accepted before must still compile in the matcher's cache.
+ */
+static char *
+path_shape_to_check(const char *path)
+{
+	const char *end = path + strcspn(path, "?#");
+	const char *p = path;
+
+	while (p < end)
+	{
+		size_t seg_len;
+
+		p += *p == '/';
+		seg_len = strcspn(p, "/?#");
+		if (may_become_dot_segment(p, seg_len))
+			return pnstrdup(path, end - path);
+		p += seg_len;
+	}
+	return NULL;
+}
+
 static void
 compile_url(SwWebhookTemplate *t, const char *url)
 {
@@ -214,6 +266,7 @@ compile_url(SwWebhookTemplate *t, const char *url)
 				  "Remove the user:password@ part and send credentials in a header, such as "
 				  "Authorization.");
 	t->url_host_offset = check_url_authority(url, shape + off, auth_len) ? off : 0;
+	t->url_path_shape = path_shape_to_check(shape + off + auth_len);
 	pfree(shape);
 }
 
@@ -433,13 +486,42 @@ sw_webhook_compile(const char *method, const char *url, Jsonb *headers, const ch
  * ------------------------------------------------------------------------
  */
 
+/*
+ * The rendered path has the template's segments, as values cannot add a
+ * "/"; a "." or ".." among them must be one the template wrote, not one
+ * that literal dots made with placeholders that rendered empty.
+ */
+static char *
+check_rendered_path(const SwWebhookTemplate *t, const char *url)
+{
+	const char *shape = t->url_path_shape;
+	const char *path;
+
+	if (shape == NULL)
+		return NULL;
+	path = strstr(url, "://") + 3;
+	path += strcspn(path, "/?#");
+	while (*shape == '/' && *path == '/')
+	{
+		size_t shape_len = strcspn(++shape, "/");
+		size_t path_len = strcspn(++path, "/?#");
+
+		if (memchr(shape, '\x01', shape_len) != NULL && is_dot_segment(path, path_len))
+			return psprintf("url \"%s\" has the dot segment \"%.*s\" after rendering", url,
+							(int) path_len, path);
+		shape += shape_len;
+		path += path_len;
+	}
+	return NULL;
+}
+
 static char *
 render_url(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 {
 	StringInfoData url;
 
 	initStringInfo(&url);
-	sw_render_text(r, &url, &t->url, SW_ENC_URL);
+	sw_render_text(r, &url, &t->url);
 	if (url.len > SW_MAX_URL_LEN)
 		return psprintf("rendered url \"%s\" is longer than %d bytes", clipped(url.data, 64),
 						SW_MAX_URL_LEN);
@@ -447,7 +529,7 @@ render_url(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 	/* strchr finds the terminating NUL too: nothing after the scheme */
 	if (t->url_host_offset > 0 && strchr("/?#:", url.data[t->url_host_offset]) != NULL)
 		return psprintf("url \"%s\" has an empty host after rendering", url.data);
-	return NULL;
+	return check_rendered_path(t, url.data);
 }
 
 static char *
@@ -466,7 +548,7 @@ render_headers(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 		appendStringInfo(&line, "%s: ", h->name);
 		value_start = line.len;
 		r->limit = value_start + SW_MAX_HEADER_LEN;
-		sw_render_text(r, &line, &h->value, SW_ENC_RAW);
+		sw_render_text(r, &line, &h->value);
 		if (line.len - value_start > SW_MAX_HEADER_LEN)
 			return psprintf("rendered value of header \"%s\" is longer than %d bytes", h->name,
 							SW_MAX_HEADER_LEN);

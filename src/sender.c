@@ -9,10 +9,11 @@
  * curl_multi_poll (measured faster than socket_action + epoll for this
  * workload); the caller bounds the wait so it can look at its latch.
  *
- * Every request: the block's method, URL, headers and body; User-Agent
- * seriesweb/<version> unless the block sets one; no Expect: 100-continue; no
- * proxy from the environment; http and https only; redirects not followed;
- * the whole attempt bounded by seriesweb.timeout; the first
+ * Every request: the block's method, URL (its path as written, dot
+ * segments included), headers and body; User-Agent seriesweb/<version>
+ * unless the block sets one; no Expect: 100-continue; no proxy from the
+ * environment; http and https only; redirects not followed; the whole
+ * attempt bounded by seriesweb.timeout; the first
  * seriesweb.response_body_limit bytes of the answer kept.  libcurl
  * callbacks never ereport: errors become the transfer's error text.
  *
@@ -257,6 +258,11 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 {
 	EASY_SETOPT(easy, CURLOPT_PRIVATE, t);
 	EASY_SETOPT(easy, CURLOPT_URL, t->url);
+	/*
+	 * Send the path the block wrote: libcurl would remove its "." and ".."
+	 * segments, sending /a/../b to /b (values never make one: template.h).
+	 */
+	EASY_SETOPT(easy, CURLOPT_PATH_AS_IS, 1L);
 	EASY_SETOPT(easy, CURLOPT_CUSTOMREQUEST, t->method);
 	EASY_SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
 	EASY_SETOPT(easy, CURLOPT_POSTFIELDS, t->body);

@@ -8,7 +8,9 @@
  * encoded for where it goes, and placeholders (an attribute path from
  * attrs.c, with an optional fallback).  Where the text goes decides the
  * encoding: a header value as is, a URL percent-encoded, a string of a JSON
- * body escaped, a form field form-encoded.  A bad placeholder is an
+ * body escaped, a form field form-encoded.  In a URL it also depends on the
+ * part: each placeholder is encoded for the part its literal text puts it
+ * in, the host or what follows (template.h).  A bad placeholder is an
  * ereport(ERROR) at compile time; rendering never raises one, and stops once
  * the text passes the caller's limit.
  *
@@ -39,6 +41,14 @@
 	"After \"|\" write fallback: and one JSON value: a quoted string, a number, true, false or " \
 	"null."
 
+/* Where the literal text of a URL has got to, for its placeholders. */
+typedef enum SwUrlPart
+{
+	SW_URL_SCHEME,
+	SW_URL_HOST,
+	SW_URL_AFTER_HOST
+} SwUrlPart;
+
 /* One template string being compiled, and what to call it in messages. */
 typedef struct SwTextParse
 {
@@ -46,6 +56,7 @@ typedef struct SwTextParse
 	int			   len;
 	const char	  *part; /* url, header "X", body key "k" */
 	SwTextEncoding enc;
+	SwUrlPart	   url_part; /* SW_ENC_URL only */
 } SwTextParse;
 
 static const char hex_digits[] = "0123456789ABCDEF";
@@ -63,15 +74,20 @@ append_percent(StringInfo buf, unsigned char c)
 	appendStringInfoCharMacro(buf, hex_digits[c & 15]);
 }
 
-/* RFC 3986: unreserved characters stay, every other byte is %XX. */
+/*
+ * RFC 3986: unreserved characters stay and every other byte is %XX, but "."
+ * stays only in the host (keep_dots): after it a value's "." is %2E, which
+ * the receiver decodes to the same text, so that the value can never be a
+ * "." or ".." path segment.
+ */
 static void
-append_url_encoded(StringInfo buf, const char *s, int len)
+append_url_encoded(StringInfo buf, const char *s, int len, bool keep_dots)
 {
 	for (int i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
 
-		if (sw_ascii_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+		if (sw_ascii_alnum(c) || c == '-' || c == '_' || c == '~' || (c == '.' && keep_dots))
 			appendStringInfoCharMacro(buf, (char) c);
 		else
 			append_percent(buf, c);
@@ -149,7 +165,8 @@ append_encoded(StringInfo buf, const char *s, int len, SwTextEncoding enc)
 			appendBinaryStringInfo(buf, s, len);
 			break;
 		case SW_ENC_URL:
-			append_url_encoded(buf, s, len);
+		case SW_ENC_URL_HOST:
+			append_url_encoded(buf, s, len, enc == SW_ENC_URL_HOST);
 			break;
 		case SW_ENC_JSON:
 			append_json_escaped(buf, s, len);
@@ -391,7 +408,7 @@ set_fallback(const SwTextParse *tp, const char *lit, int len, SwSegment *seg)
 		if (value == NULL)
 			return false;
 		sw_append_json_string(&json, value, strlen(value));
-		append_encoded(&text, value, strlen(value), tp->enc);
+		append_encoded(&text, value, strlen(value), seg->enc);
 	}
 	else if ((len == 4 && strncmp(lit, "null", 4) == 0))
 		appendStringInfoString(&json, "null"); /* null is missing: empty text */
@@ -400,7 +417,7 @@ set_fallback(const SwTextParse *tp, const char *lit, int len, SwSegment *seg)
 			 (len > 0 && IsValidJsonNumber(lit, len)))
 	{
 		appendBinaryStringInfo(&json, lit, len);
-		append_encoded(&text, lit, len, tp->enc);
+		append_encoded(&text, lit, len, seg->enc);
 	}
 	else
 		return false;
@@ -486,15 +503,48 @@ add_segment(SwTemplateText *t, int *cap)
 	return memset(&t->segs[t->nsegs++], 0, sizeof(SwSegment));
 }
 
+/*
+ * Follow a URL's literal text to where it leaves the host: the host starts
+ * after the first "//" and ends at the next "/", "?" or "#".  Values cannot
+ * add any of these (they are percent-encoded), and compile_url in render.c
+ * refuses a URL that does not start with a literal http:// or https://, so
+ * the literal text alone says where every placeholder is.
+ */
+static void
+follow_url_part(SwTextParse *tp, const char *lit, int len)
+{
+	for (int i = 0; i < len && tp->url_part != SW_URL_AFTER_HOST; i++)
+	{
+		if (tp->url_part == SW_URL_SCHEME)
+		{
+			if (i > 0 && lit[i - 1] == '/' && lit[i] == '/')
+				tp->url_part = SW_URL_HOST;
+		}
+		else if (lit[i] == '/' || lit[i] == '?' || lit[i] == '#')
+			tp->url_part = SW_URL_AFTER_HOST;
+	}
+}
+
+/* How the value of a placeholder starting here is encoded. */
+static SwTextEncoding
+value_encoding(const SwTextParse *tp)
+{
+	if (tp->enc == SW_ENC_URL && tp->url_part == SW_URL_HOST)
+		return SW_ENC_URL_HOST;
+	return tp->enc;
+}
+
 /* Literal text: as written in a URL, encoded everywhere else. */
 static void
-flush_literal(const SwTextParse *tp, SwTemplateText *t, int *cap, StringInfo lit)
+flush_literal(SwTextParse *tp, SwTemplateText *t, int *cap, StringInfo lit)
 {
 	SwSegment	  *seg;
 	StringInfoData encoded;
 
 	if (lit->len == 0)
 		return;
+	if (tp->enc == SW_ENC_URL)
+		follow_url_part(tp, lit->data, lit->len);
 	seg = add_segment(t, cap);
 	initStringInfo(&encoded);
 	append_encoded(&encoded, lit->data, lit->len, tp->enc == SW_ENC_URL ? SW_ENC_RAW : tp->enc);
@@ -518,7 +568,7 @@ unmatched_brace_error(const SwTextParse *tp)
 void
 sw_compile_text(const char *src, int len, const char *part, SwTextEncoding enc, SwTemplateText *out)
 {
-	SwTextParse	   tp = {src, len, part, enc};
+	SwTextParse	   tp = {src, len, part, enc, SW_URL_SCHEME};
 	StringInfoData lit;
 	int			   cap = 4;
 	int			   i = 0;
@@ -537,8 +587,12 @@ sw_compile_text(const char *src, int len, const char *part, SwTextEncoding enc, 
 		}
 		else if (c == '{')
 		{
+			SwSegment *seg;
+
 			flush_literal(&tp, out, &cap, &lit);
-			i = parse_placeholder(&tp, i, add_segment(out, &cap));
+			seg = add_segment(out, &cap);
+			seg->enc = value_encoding(&tp);
+			i = parse_placeholder(&tp, i, seg);
 		}
 		else if (c == '}')
 			unmatched_brace_error(&tp);
@@ -585,7 +639,7 @@ append_value_text(SwRender *r, StringInfo buf, const JsonbValue *v, SwTextEncodi
 }
 
 void
-sw_render_text(SwRender *r, StringInfo buf, const SwTemplateText *t, SwTextEncoding enc)
+sw_render_text(SwRender *r, StringInfo buf, const SwTemplateText *t)
 {
 	for (int i = 0; i < t->nsegs; i++)
 	{
@@ -597,7 +651,7 @@ sw_render_text(SwRender *r, StringInfo buf, const SwTemplateText *t, SwTextEncod
 		if (seg->literal)
 			appendBinaryStringInfo(buf, seg->literal, seg->literal_len);
 		else if (lookup_value(r, seg, &v))
-			append_value_text(r, buf, &v, enc);
+			append_value_text(r, buf, &v, seg->enc);
 		else if (seg->has_fallback)
 			appendBinaryStringInfo(buf, seg->fallback_text, seg->fallback_text_len);
 	}

@@ -28,13 +28,19 @@
 #define SW_JSON_DONE return
 #endif
 
-/* Where a template's text goes, which decides how it is encoded. */
+/*
+ * Where a template's text goes, which decides how it is encoded.  In a URL
+ * the literal text is kept as written and values are percent-encoded; in
+ * the host "." stays (it separates labels), after it "." is %2E too, so a
+ * value can never be a "." or ".." path segment.
+ */
 typedef enum SwTextEncoding
 {
-	SW_ENC_RAW,	 /* header value: as is */
-	SW_ENC_URL,	 /* URL: values percent-encoded, literal text as written */
-	SW_ENC_JSON, /* inside a JSON string: escaped */
-	SW_ENC_FORM	 /* application/x-www-form-urlencoded field */
+	SW_ENC_RAW,		 /* header value: as is */
+	SW_ENC_URL,		 /* URL after the host (and the URL as a whole) */
+	SW_ENC_URL_HOST, /* a URL's host and port */
+	SW_ENC_JSON,	 /* inside a JSON string: escaped */
+	SW_ENC_FORM		 /* application/x-www-form-urlencoded field */
 } SwTextEncoding;
 
 typedef enum SwBodyFormat
@@ -46,13 +52,14 @@ typedef enum SwBodyFormat
 /* Literal text, or a placeholder when literal is NULL. */
 typedef struct SwSegment
 {
-	char	  *literal; /* encoded for the template's destination */
-	int		   literal_len;
-	SwAttrPath path;
-	bool	   has_fallback;
-	char	  *fallback_text; /* inserted into text, encoded */
-	int		   fallback_text_len;
-	char	  *fallback_json; /* as a whole JSON value */
+	char		  *literal; /* encoded for the template's destination */
+	int			   literal_len;
+	SwTextEncoding enc; /* a placeholder's: of its value and fallback_text */
+	SwAttrPath	   path;
+	bool		   has_fallback;
+	char		  *fallback_text; /* inserted into text, encoded */
+	int			   fallback_text_len;
+	char		  *fallback_json; /* as a whole JSON value */
 } SwSegment;
 
 typedef struct SwTemplateText
@@ -97,6 +104,7 @@ struct SwWebhookTemplate
 	const char	  *method;
 	SwTemplateText url;
 	int			   url_host_offset; /* > 0 when the host has a placeholder */
+	char		  *url_path_shape;	/* see render.c's check_rendered_path */
 	int			   nheaders;
 	SwHeader	  *headers;
 	SwBodyFormat   format;
@@ -137,8 +145,7 @@ extern void			   sw_free_lexer(JsonLexContext *lex);
 extern void sw_compile_text(const char *src, int len, const char *part, SwTextEncoding enc,
 							SwTemplateText *out);
 extern bool sw_text_has_placeholder(const SwTemplateText *t);
-extern void sw_render_text(SwRender *r, StringInfo buf, const SwTemplateText *t,
-						   SwTextEncoding enc);
+extern void sw_render_text(SwRender *r, StringInfo buf, const SwTemplateText *t);
 extern void sw_render_whole_value(SwRender *r, StringInfo buf, const SwSegment *seg);
 
 /* body.c */

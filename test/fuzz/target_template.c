@@ -12,6 +12,9 @@
  * Rendering runs inside the application's INSERT, so it must not (render.h);
  * and what it renders must keep the promises the sender relies on:
  *	- the URL is an http(s) URL without blank or control bytes;
+ *	- its path has the template's segments: as many, those the template
+ *	  wrote without placeholder as written, and no "." or ".." where the
+ *	  template has a placeholder (a value never leaves its segment);
  *	- header lines carry no CR, LF or NUL (no header injection);
  *	- body_len is the body's length; a JSON body is valid JSON, a form body
  *	  only form-encoded characters.
@@ -27,6 +30,7 @@
 
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
+#include "nodes/pg_list.h"
 
 #include "harness.h"
 #include "render.h"
@@ -80,10 +84,115 @@ check_url(const char *url)
 							(unsigned char) *p);
 }
 
+/*
+ * src[0] is the "{" of a placeholder of a template that compiled: where is
+ * its "}"?  Only a quoted fallback, after "|", may hold one before.
+ */
+static const char *
+placeholder_end(const char *src)
+{
+	const char *p = src + 1;
+
+	p += strcspn(p, "}|");
+	if (*p == '|')
+	{
+		p += strcspn(p, "\"}");
+		if (*p == '"')
+		{
+			for (p++; *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			p += strcspn(p, "}");
+		}
+	}
+	return p;
+}
+
+/*
+ * The URL template with each placeholder as \x01 and "{{", "}}" as the
+ * braces they write: read from the text here, not taken from the compiled
+ * template, so that the oracle does not lean on the parser it checks.
+ */
+static char *
+template_shape(const char *url)
+{
+	StringInfoData shape;
+
+	initStringInfo(&shape);
+	for (const char *p = url; *p; p++)
+	{
+		if ((*p == '{' || *p == '}') && p[1] == *p)
+			appendStringInfoChar(&shape, *p++);
+		else if (*p == '{')
+		{
+			p = placeholder_end(p);
+			appendStringInfoChar(&shape, '\x01');
+		}
+		else
+			appendStringInfoChar(&shape, *p);
+	}
+	return shape.data;
+}
+
+/* The "/"-separated segments of the path of an http(s) URL (or shape). */
+static List *
+path_segments(const char *url)
+{
+	const char *p = strstr(url, "://") + 3;
+	const char *end;
+	List	   *segs = NIL;
+
+	p += strcspn(p, "/?#");
+	end = p + strcspn(p, "?#");
+	while (p < end)
+	{
+		const char *slash;
+
+		p += *p == '/';
+		slash = memchr(p, '/', end - p);
+		segs = lappend(segs, pnstrdup(p, (slash ? slash : end) - p));
+		p += (slash ? slash : end) - p;
+	}
+	return segs;
+}
+
+static bool
+is_dot_segment(const char *seg)
+{
+	return strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0;
+}
+
+/* The path is the template's: libcurl and the receiver see the same segments. */
 static void
-check_request(const SwRenderedRequest *req, bool json)
+check_url_path(const char *template_url, const char *url)
+{
+	List *want = path_segments(template_shape(template_url));
+	List *got = path_segments(url);
+
+	if (list_length(want) != list_length(got))
+		sw_fuzz_finding("rendered url \"%s\" has %d path segments, its template \"%s\" %d", url,
+						list_length(got), template_url, list_length(want));
+	for (int i = 0; i < list_length(want); i++)
+	{
+		const char *w = list_nth(want, i);
+		const char *g = list_nth(got, i);
+
+		if (strchr(w, '\x01') == NULL && strcmp(w, g) != 0)
+			sw_fuzz_finding("rendered url \"%s\" has the path segment \"%s\" where its template "
+							"\"%s\" wrote \"%s\"",
+							url, g, template_url, w);
+		if (strchr(w, '\x01') != NULL && is_dot_segment(g))
+			sw_fuzz_finding("rendered url \"%s\" has the dot segment \"%s\" where its template "
+							"\"%s\" has a placeholder",
+							url, g, template_url);
+	}
+}
+
+static void
+check_request(const char *template_url, const SwRenderedRequest *req, bool json)
 {
 	check_url(req->url);
+	check_url_path(template_url, req->url);
 	for (int i = 0; i < req->nheaders; i++)
 	{
 		const char *line = req->headers[i];
@@ -124,6 +233,7 @@ run_template(const char *data, size_t size, SwFuzzCounts *counts)
 	char			  *sec[NSECTIONS];
 	Jsonb			  *headers;
 	char			  *body;
+	char			  *template_url;
 	SwContext		   ctx;
 	SwWebhookTemplate *tmpl;
 	SwRenderedRequest  req;
@@ -139,6 +249,8 @@ run_template(const char *data, size_t size, SwFuzzCounts *counts)
 
 	tmpl = sw_webhook_compile(sec[SEC_METHOD], sec[SEC_URL], headers, body);
 	counts->accepted++;
+	/* a copy for the oracle: the template itself must not point into it */
+	template_url = pstrdup(sec[SEC_URL]);
 	pfree(headers);
 	pfree(sec[SEC_URL]);
 	if (body)
@@ -148,7 +260,7 @@ run_template(const char *data, size_t size, SwFuzzCounts *counts)
 	err = sw_webhook_render(tmpl, &ctx, 42, &req);
 	sw_fuzz_no_error_end();
 	if (err == NULL)
-		check_request(&req, body_is_json(&req));
+		check_request(template_url, &req, body_is_json(&req));
 }
 
 const SwFuzzTarget sw_fuzz_template_target = {"template", run_template};

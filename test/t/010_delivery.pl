@@ -1,8 +1,8 @@
 #
 # 010_delivery.pl - the worker sends deliveries to a real receiver on
 # 127.0.0.1 and records every attempt: success, retries, final failure, 410,
-# timeouts, refused connections, redirects, keep-alive, a slow endpoint next
-# to a fast one, and the commit -> receipt latency.
+# timeouts, refused connections, redirects, the path as templated, keep-alive,
+# a slow endpoint next to a fast one, and the commit -> receipt latency.
 #
 use strict;
 use warnings;
@@ -116,6 +116,20 @@ wait_status($node, $moved, 'failed', 1, 'the redirected delivery to fail');
 like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $moved"),
 	qr{^HTTP 302: redirect to http://127\.0\.0\.1:\d+/elsewhere not followed$}, 'the redirect is an error');
 is(request_count($recv, '/elsewhere'), 0, 'the Location was never requested');
+
+# --- A placeholder stays in its path segment ---------------------------------
+# The attribute ".." arrives as %2E%2E where the template put it: not as a
+# ".." segment that takes the request to the parent path, /api/notify.
+my $dots = webhook_series($node, 'dots', $recv->url('/api/users/{event.uid}/notify'));
+sql(q{INSERT INTO seriesweb.events (user_id, name, properties) VALUES ('u1', 'dots', '{"uid": ".."}')});
+wait_status($node, $dots, 'sent', 1, 'the delivery with the attribute ".." to be sent');
+is(request_count($recv, '/api/users/%2E%2E/notify'), 1, 'it arrived at the templated path');
+is(request_count($recv, '/api/notify'), 0, 'not at the parent path');
+# Dot segments the template writes itself are sent as written too.
+my $literal = webhook_series($node, 'literal-dots', $recv->url('/lit/a/./b/../c'));
+sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'literal-dots')");
+wait_status($node, $literal, 'sent', 1, 'the delivery to a path with dot segments to be sent');
+is(request_count($recv, '/lit/a/./b/../c'), 1, 'the path was sent as the template wrote it');
 
 # --- PUT, and a dropped connection retried -----------------------------------
 # libcurl silently resends once when a reused connection turns out dead, so

@@ -58,6 +58,13 @@ my $err = hook('err', '/err');
 is(sql("SELECT status_code, response_body, error FROM seriesweb.test_webhook($err, 'u1')"),
 	'500|oops|HTTP 500', 'an error status is reported with its body');
 
+# A test sends the path as the delivery would: a ".." value as %2E%2E, the
+# template's own dot segments as written.
+my $dots = hook('dots', '/t/{user.nope | fallback: ".."}/a/../b');
+is(sql("SELECT status_code, error IS NULL FROM seriesweb.test_webhook($dots, 'u1')"), '200|t',
+	'test_webhook sends a path with dot segments');
+is(request_count($recv, '/t/%2E%2E/a/../b'), 1, 'to the path as templated');
+
 # Unknown and ambiguous users: errors that list candidates.
 my ($rc, $out, $stderr) = $node->psql('postgres', "SELECT * FROM seriesweb.test_webhook($ok, 'Sam Smith')");
 like($stderr, qr/ambiguous: 2 users match.*u2 \(sam\@example\.com\), u3 \(sam\.jones\@example\.com\)/s,
