@@ -290,21 +290,25 @@ format_address(const SwAddress *a, char *buf, size_t len)
 		strlcpy(buf, "?", len);
 }
 
+/* Why a connection was refused, and the same without the address. */
 static void
-describe_refusal(const SwAddress *a, const SwVerdict *v, char *buf, size_t len)
+describe_refusal(const SwAddress *a, const SwVerdict *v, SwTransfer *t)
 {
 	char text[INET6_ADDRSTRLEN];
 	char ipv4[INET6_ADDRSTRLEN];
 
 	format_address(a, text, sizeof(text));
+	snprintf(t->guard_summary, sizeof(t->guard_summary),
+			 "destination refused: %s address " ALLOW_HINT, class_names[v->cls]);
 	if (v->encoding == NULL)
 	{
-		snprintf(buf, len, "destination %s refused: %s address " ALLOW_HINT, text,
-				 class_names[v->cls]);
+		snprintf(t->guard_error, sizeof(t->guard_error),
+				 "destination %s refused: %s address " ALLOW_HINT, text, class_names[v->cls]);
 		return;
 	}
 	format_address(&v->ipv4, ipv4, sizeof(ipv4));
-	snprintf(buf, len, "destination %s refused: %s address %s in %s form " ALLOW_HINT, text,
+	snprintf(t->guard_error, sizeof(t->guard_error),
+			 "destination %s refused: %s address %s in %s form " ALLOW_HINT, text,
 			 class_names[v->cls], ipv4, v->encoding);
 }
 
@@ -329,19 +333,23 @@ address_from_sockaddr(const struct curl_sockaddr *sa, SwAddress *a)
 
 /* Running out of descriptors is a configuration problem: say which. */
 static void
-describe_socket_failure(const SwAddress *a, int err, char *buf, size_t len)
+describe_socket_failure(const SwAddress *a, int err, SwTransfer *t)
 {
 	char text[INET6_ADDRSTRLEN];
 
 	format_address(a, text, sizeof(text));
 	if (err == EMFILE || err == ENFILE)
-		snprintf(buf, len,
-				 "could not open a connection to %s: %s (each request in flight holds a file "
-				 "descriptor: "
-				 "lower seriesweb.max_concurrency, now %d, or raise the server's open files limit)",
-				 text, strerror(err), sw_max_concurrency);
+		snprintf(t->guard_summary, sizeof(t->guard_summary),
+				 "could not open a connection: %s (each request in flight holds a file "
+				 "descriptor: lower seriesweb.max_concurrency, now %d, or raise the server's "
+				 "open files limit)",
+				 strerror(err), sw_max_concurrency);
 	else
-		snprintf(buf, len, "could not open a connection to %s: %s", text, strerror(err));
+		snprintf(t->guard_summary, sizeof(t->guard_summary), "could not open a connection: %s",
+				 strerror(err));
+	/* The summary with the address after "connection". */
+	snprintf(t->guard_error, sizeof(t->guard_error), "could not open a connection to %s%s", text,
+			 t->guard_summary + strlen("could not open a connection"));
 }
 
 curl_socket_t
@@ -358,12 +366,13 @@ sw_guard_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *
 		snprintf(t->guard_error, sizeof(t->guard_error),
 				 "destination refused: address family %d is neither IPv4 nor IPv6",
 				 address->family);
+		strlcpy(t->guard_summary, t->guard_error, sizeof(t->guard_summary));
 		return CURL_SOCKET_BAD;
 	}
 	classify(&a, &v);
 	if (!is_allowed(&a, &v))
 	{
-		describe_refusal(&a, &v, t->guard_error, sizeof(t->guard_error));
+		describe_refusal(&a, &v, t);
 		return CURL_SOCKET_BAD;
 	}
 #ifdef SOCK_CLOEXEC
@@ -373,13 +382,13 @@ sw_guard_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *
 	/* Count it against the server's descriptor budget, as fd.c would. */
 	if (!AcquireExternalFD())
 	{
-		describe_socket_failure(&a, EMFILE, t->guard_error, sizeof(t->guard_error));
+		describe_socket_failure(&a, EMFILE, t);
 		return CURL_SOCKET_BAD;
 	}
 	fd = socket(address->family, type, address->protocol);
 	if (fd == CURL_SOCKET_BAD)
 	{
-		describe_socket_failure(&a, errno, t->guard_error, sizeof(t->guard_error));
+		describe_socket_failure(&a, errno, t);
 		ReleaseExternalFD();
 	}
 	return fd;

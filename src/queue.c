@@ -625,8 +625,8 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 /* Column builders for the record statement. */
 typedef struct RecordArrays
 {
-	Datum *v[10];
-	bool  *null[10];
+	Datum *v[11];
+	bool  *null[11];
 } RecordArrays;
 
 static Datum
@@ -646,7 +646,7 @@ build_array(Datum *values, bool *nulls, int n, Oid type)
 static void
 fill_outcome_row(RecordArrays *a, int i, const SwOutcome *o)
 {
-	for (int c = 0; c < 10; c++)
+	for (int c = 0; c < 11; c++)
 		a->null[c][i] = false;
 	a->v[0][i] = Int64GetDatum(o->delivery_id);
 	a->v[1][i] = Int32GetDatum(o->attempt);
@@ -662,6 +662,8 @@ fill_outcome_row(RecordArrays *a, int i, const SwOutcome *o)
 	a->null[8][i] = o->error == NULL;
 	a->v[9][i] = o->response_body ? CStringGetTextDatum(o->response_body) : (Datum) 0;
 	a->null[9][i] = o->response_body == NULL;
+	a->v[10][i] = o->summary ? CStringGetTextDatum(o->summary) : (Datum) 0;
+	a->null[10][i] = o->summary == NULL;
 }
 
 /*
@@ -672,35 +674,36 @@ fill_outcome_row(RecordArrays *a, int i, const SwOutcome *o)
 void
 sw_queue_record(SwOutcome *outcomes, int n)
 {
-	static const Oid elemtypes[10] = {INT8OID,		  INT4OID,		  TEXTOID,	 TIMESTAMPTZOID,
+	static const Oid elemtypes[11] = {INT8OID,		  INT4OID,		  TEXTOID,	 TIMESTAMPTZOID,
 									  TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT4OID,
-									  TEXTOID,		  TEXTOID};
-	static const Oid argtypes[10] = {
-		INT8ARRAYOID,		 INT4ARRAYOID,	 TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,		TEXTARRAYOID};
-	RecordArrays a;
-	Datum		 args[10];
+									  TEXTOID,		  TEXTOID,		  TEXTOID};
+	static const Oid argtypes[11] = {INT8ARRAYOID,		  INT4ARRAYOID,		   TEXTARRAYOID,
+									 TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+									 FLOAT8ARRAYOID,	  INT4ARRAYOID,		   TEXTARRAYOID,
+									 TEXTARRAYOID,		  TEXTARRAYOID};
+	RecordArrays	 a;
+	Datum			 args[11];
 
 	if (n == 0)
 		return;
 	begin_tx("seriesweb: record delivery outcomes");
 	join_batch_by_hash();
-	for (int c = 0; c < 10; c++)
+	for (int c = 0; c < 11; c++)
 	{
 		a.v[c] = palloc(sizeof(Datum) * n);
 		a.null[c] = palloc(sizeof(bool) * n);
 	}
 	for (int i = 0; i < n; i++)
 		fill_outcome_row(&a, i, &outcomes[i]);
-	for (int c = 0; c < 10; c++)
+	for (int c = 0; c < 11; c++)
 		args[c] = build_array(a.v[c], a.null[c], n, elemtypes[c]);
 
 	sw_plan(
 		&record_plan,
 		"WITH r AS ("
-		"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+		"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 		"    AS r(delivery_id, attempt, status, next_at, started_at, finished_at, "
-		"         duration_ms, response_status, error, response_body)), "
+		"         duration_ms, response_status, error, response_body, summary)), "
 		"u AS ("
 		"  UPDATE seriesweb.deliveries d "
 		"     SET status = r.status, attempts = r.attempt, "
@@ -709,12 +712,12 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		"         response_status = r.response_status, last_error = r.error "
 		"    FROM r WHERE d.delivery_id = r.delivery_id AND d.delivery_id = ANY ($1) "
 		"     AND d.status = 'sending' "
-		"  RETURNING d.delivery_id, d.block_id, d.series_id, r.status, r.finished_at, r.error), "
+		"  RETURNING d.delivery_id, d.block_id, d.series_id, r.status, r.finished_at, r.summary), "
 		"a AS ("
 		"  INSERT INTO seriesweb.delivery_attempts "
 		"         (delivery_id, attempt, started_at, duration_ms, response_status, error, "
 		"response_body) "
-		"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, r.error, "
+		"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, "
 		"response_body "
 		"    FROM r JOIN u USING (delivery_id)), "
 		"c AS ("
@@ -726,7 +729,7 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		"last_error) "
 		"SELECT block_id, max(finished_at) FILTER (WHERE status = 'sent'), "
 		"       max(finished_at) FILTER (WHERE status = 'failed'), "
-		"       (array_agg(error ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
+		"       (array_agg(summary ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
 		"  FROM u WHERE status <> 'pending' GROUP BY block_id "
 		"ON CONFLICT (block_id) DO UPDATE "
 		"   SET last_sent_at = greatest(ba.last_sent_at, EXCLUDED.last_sent_at), "
@@ -734,7 +737,7 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, "
 		"'-infinity') "
 		"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
-		10, argtypes);
+		11, argtypes);
 	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
 	commit_tx();
 }

@@ -88,6 +88,7 @@ typedef struct SwOutcome
 	double		duration_ms;
 	int			response_status; /* 0: no response */
 	char	   *error;			 /* NULL on success */
+	char	   *summary;		 /* the error as viewers read it (block_stats) */
 	char	   *response_body;	 /* capped; may be NULL */
 } SwOutcome;
 

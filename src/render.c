@@ -403,10 +403,10 @@ compile_header(SwWebhookTemplate *t, char *name, const JsonbValue *v, bool *have
 							errmsg("header \"%s\" is given twice, also as \"%s\"", name,
 								   t->headers[i].name),
 							errhint("Header names are case-insensitive; keep one of them.")));
+	/* Values are never printed: they may be credentials. */
 	if (v->type != jbvString)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("header \"%s\" has the non-string value %s", name,
-							   sw_jsonb_value_to_json(v)),
+						errmsg("header \"%s\" has a value that is not a string", name),
 						errhint("Write header values as JSON strings.")));
 	raw = pnstrdup(v->val.string.val, v->val.string.len);
 	if (has_line_break(v->val.string.val, v->val.string.len))
@@ -424,6 +424,22 @@ compile_header(SwWebhookTemplate *t, char *name, const JsonbValue *v, bool *have
 	t->nheaders++;
 }
 
+/* "A, B and C": the names of the headers compiled so far. */
+static char *
+header_names(const SwWebhookTemplate *t)
+{
+	StringInfoData names;
+
+	initStringInfo(&names);
+	for (int i = 0; i < t->nheaders; i++)
+		appendStringInfo(&names, "%s%s",
+						 i == 0					? ""
+						 : i == t->nheaders - 1 ? " and "
+												: ", ",
+						 t->headers[i].name);
+	return names.data;
+}
+
 static void
 compile_headers(SwWebhookTemplate *t, Jsonb *headers)
 {
@@ -433,12 +449,14 @@ compile_headers(SwWebhookTemplate *t, Jsonb *headers)
 	JsonbValue		   value;
 	bool			   have_type = false;
 
+	/* The headers are never printed: their values may be credentials. */
 	if (!JB_ROOT_IS_OBJECT(headers))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("webhook headers are not a JSON object: %s",
-							   JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
-						errhint("Write them as {\"Content-Type\": \"application/json\", "
-								"\"Authorization\": \"Bearer ...\"}.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("webhook headers are not a JSON object"),
+				 errdetail("They are a JSON %s.", JB_ROOT_IS_SCALAR(headers) ? "scalar" : "array"),
+				 errhint("Write them as {\"Content-Type\": \"application/json\", "
+						 "\"Authorization\": \"Bearer ...\"}.")));
 	if (JB_ROOT_COUNT(headers) > SW_MAX_HEADERS)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("webhook headers have %d entries, more than %d",
@@ -455,8 +473,8 @@ compile_headers(SwWebhookTemplate *t, Jsonb *headers)
 	}
 	if (!have_type)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("webhook headers %s have no Content-Type",
-							   JsonbToCString(NULL, &headers->root, VARSIZE(headers))),
+						errmsg("webhook headers have no Content-Type"),
+						t->nheaders > 0 ? errdetail("They name %s.", header_names(t)) : 0,
 						errhint("Add \"Content-Type\": \"application/json\" (or "
 								"\"application/x-www-form-urlencoded\").")));
 }
@@ -507,8 +525,7 @@ check_rendered_path(const SwWebhookTemplate *t, const char *url)
 		size_t path_len = strcspn(++path, "/?#");
 
 		if (memchr(shape, '\x01', shape_len) != NULL && is_dot_segment(path, path_len))
-			return psprintf("url \"%s\" has the dot segment \"%.*s\" after rendering", url,
-							(int) path_len, path);
+			return psprintf("rendered url has the dot segment \"%.*s\"", (int) path_len, path);
 		shape += shape_len;
 		path += path_len;
 	}
@@ -523,12 +540,11 @@ render_url(SwRender *r, const SwWebhookTemplate *t, SwRenderedRequest *out)
 	initStringInfo(&url);
 	sw_render_text(r, &url, &t->url);
 	if (url.len > SW_MAX_URL_LEN)
-		return psprintf("rendered url \"%s\" is longer than %d bytes", clipped(url.data, 64),
-						SW_MAX_URL_LEN);
+		return psprintf("rendered url is longer than %d bytes", SW_MAX_URL_LEN);
 	out->url = url.data;
 	/* strchr finds the terminating NUL too: nothing after the scheme */
 	if (t->url_host_offset > 0 && strchr("/?#:", url.data[t->url_host_offset]) != NULL)
-		return psprintf("url \"%s\" has an empty host after rendering", url.data);
+		return psprintf("rendered url has an empty host");
 	return check_rendered_path(t, url.data);
 }
 

@@ -282,7 +282,7 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_HEADERFUNCTION, read_header);
 	EASY_SETOPT(easy, CURLOPT_HEADERDATA, t);
 	/* Every connection, after DNS resolution: the SSRF check (guard.c). */
-	t->guard_error[0] = '\0';
+	t->guard_error[0] = t->guard_summary[0] = '\0';
 	EASY_SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, sw_guard_open_socket);
 	EASY_SETOPT(easy, CURLOPT_OPENSOCKETDATA, t);
 	EASY_SETOPT(easy, CURLOPT_CLOSESOCKETFUNCTION, sw_guard_close_socket);
@@ -300,22 +300,36 @@ set_result(SwTransfer *t, CURLcode code)
 	if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK)
 		t->duration_ms = total_us / 1000.0;
 
+	/*
+	 * The error is for authors (deliveries, attempts, test_webhook); its
+	 * summary, for the statistics viewers read, names no URL, host or
+	 * address: curl's own messages and a redirect's Location may.
+	 */
 	if (code == CURLE_OPERATION_TIMEDOUT)
 		t->error = psprintf("timed out after %d ms (seriesweb.timeout)", sw_timeout_ms);
 	else if (code != CURLE_OK && t->guard_error[0] != '\0')
+	{
 		t->error = pstrdup(t->guard_error);
+		t->summary = pstrdup(t->guard_summary);
+	}
 	else if (code != CURLE_OK)
+	{
 		t->error = psprintf("%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
+		t->summary = pstrdup(curl_easy_strerror(code));
+	}
 	else if (t->status >= 300 && t->status < 400)
 	{
 		char *location = NULL;
 
 		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
+		t->summary = psprintf("HTTP %ld: redirects are not followed", t->status);
 		t->error = location ? psprintf("HTTP %ld: redirect to %s not followed", t->status, location)
-							: psprintf("HTTP %ld: redirects are not followed", t->status);
+							: t->summary;
 	}
 	else if (t->status < 200 || t->status >= 300)
 		t->error = psprintf("HTTP %ld", t->status);
+	if (t->summary == NULL)
+		t->summary = t->error;
 }
 
 static void
@@ -341,7 +355,7 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 	CURLMcode mc;
 
 	t->status = 0;
-	t->error = NULL;
+	t->error = t->summary = NULL;
 	t->retry_after_s = -1;
 	t->duration_ms = 0;
 	t->started_at = GetCurrentTimestamp();

@@ -41,6 +41,7 @@ typedef struct SwTransfer
 	/* result, set when done */
 	long		   status;			 /* HTTP status, 0 if no response */
 	char		  *error;			 /* NULL when a 2xx answer came */
+	char		  *summary;			 /* error without URL, address or header values */
 	int			   retry_after_s;	 /* Retry-After in seconds, -1 if absent */
 	StringInfoData response_body;	 /* first seriesweb.response_body_limit bytes */
 	StringInfoData response_headers; /* "Name: value\n" lines if kept */
@@ -51,7 +52,8 @@ typedef struct SwTransfer
 	void			  *easy;
 	struct curl_slist *slist;
 	char			  *errbuf;
-	char			   guard_error[256]; /* why guard.c refused a connection, or "" */
+	char			   guard_error[256];   /* why guard.c refused a connection, or "" */
+	char			   guard_summary[256]; /* the same without the address */
 } SwTransfer;
 
 typedef void (*SwDoneCallback)(SwTransfer *t, void *arg);

@@ -289,6 +289,7 @@ judge(const Job *job, SwOutcome *o)
 	o->finished_at = TimestampTzPlusMilliseconds(t->started_at, (int64) t->duration_ms);
 	o->response_status = (int) t->status;
 	o->error = t->error;
+	o->summary = t->summary;
 	o->response_body = t->response_body.len > 0 ? t->response_body.data : NULL;
 
 	if (t->error == NULL)

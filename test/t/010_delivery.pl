@@ -107,6 +107,9 @@ sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'refused')");
 wait_status($node, $refused, 'failed', 1, 'the refused delivery to fail');
 like(sql("SELECT attempts || ' ' || last_error FROM seriesweb.deliveries WHERE block_id = $refused"),
 	qr/^3 .*(refused|connect)/i, 'three attempts, connection refused');
+# Viewers read block_stats: curl's message names host and port, its summary does not.
+is(sql("SELECT last_error FROM seriesweb.block_stats WHERE block_id = $refused"),
+	"Couldn't connect to server", 'block_stats has the error without host or port');
 
 # --- Redirects are not followed ----------------------------------------------
 set_route($recv, '/moved', { status => 302, headers => { Location => $recv->url('/elsewhere') } });
@@ -115,6 +118,18 @@ sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'moved')");
 wait_status($node, $moved, 'failed', 1, 'the redirected delivery to fail');
 like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $moved"),
 	qr{^HTTP 302: redirect to http://127\.0\.0\.1:\d+/elsewhere not followed$}, 'the redirect is an error');
+# A relative Location resolves against the block's URL, whose path may be
+# its secret: viewers see the status only.
+set_route($recv, '/secret-path/hook', { status => 301, headers => { Location => 'moved-here' } });
+my $relative = webhook_series($node, 'relative', $recv->url('/secret-path/hook'));
+sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'relative')");
+wait_status($node, $relative, 'failed', 1, 'the relative redirect to fail');
+like(sql("SELECT last_error FROM seriesweb.deliveries WHERE block_id = $relative"),
+	qr{/secret-path/moved-here not followed$}, 'authors read where it pointed');
+wait_until($node, "SELECT failed FROM seriesweb.block_stats WHERE block_id = $relative", '1',
+	'the failure in block_stats');
+is(sql("SELECT last_error FROM seriesweb.block_stats WHERE block_id = $relative"),
+	'HTTP 301: redirects are not followed', 'viewers read no URL');
 is(request_count($recv, '/elsewhere'), 0, 'the Location was never requested');
 
 # --- A placeholder stays in its path segment ---------------------------------
