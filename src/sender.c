@@ -12,9 +12,10 @@
  * Every request: the block's method, URL, headers and body; User-Agent
  * seriesweb/<version> unless the block sets one; no Expect: 100-continue; no
  * proxy from the environment; http and https only; redirects not followed;
- * the whole attempt bounded by seriesweb.timeout.  What is kept of the
- * answer (at most seriesweb.response_body_limit bytes of body, as valid
- * text) is response.c's job: the callbacks here only hand it the bytes.
+ * the whole attempt bounded by seriesweb.timeout; header values sent
+ * exactly as rendered.  What is kept of the answer (at most
+ * seriesweb.response_body_limit bytes of body, as valid text) is
+ * response.c's job: the callbacks here only hand it the bytes.
  * libcurl callbacks never ereport: errors become the transfer's error text.
  *
  *-------------------------------------------------------------------------
@@ -182,6 +183,29 @@ put_easy(SwSender *s, CURL *easy)
 		curl_easy_cleanup(easy);
 }
 
+/*
+ * A "Name: value" line in the form that makes libcurl send it as it is.
+ * curl reads a line with nothing but blanks after the colon as "remove this
+ * header", and "Name;" as "send Name with an empty value": an empty value
+ * takes the second form.  Any other line is passed unchanged, whatever its
+ * value ends with (a value ending in ':' or ';' is still the value).
+ */
+static const char *
+curl_header_line(const char *line)
+{
+	const char *colon = strchr(line, ':');
+	const char *value;
+
+	if (colon == NULL)
+		return line;
+	/* The blanks curl skips (ISSPACE; CR and LF never reach here). */
+	for (value = colon + 1; *value != '\0' && strchr(" \t\v\f", *value) != NULL; value++)
+		;
+	if (*value != '\0')
+		return line;
+	return psprintf("%.*s;", (int) (colon - line), line);
+}
+
 static struct curl_slist *
 request_headers(const SwTransfer *t)
 {
@@ -190,16 +214,8 @@ request_headers(const SwTransfer *t)
 
 	for (int i = 0; i < t->nheaders; i++)
 	{
-		const char *line = t->headers[i];
-		size_t		len = strlen(line);
-
-		/* curl drops "Name:"; "Name;" is its way to send an empty value. */
-		while (len > 0 && line[len - 1] == ' ')
-			len--;
-		if (len > 0 && line[len - 1] == ':')
-			line = psprintf("%.*s;", (int) len - 1, line);
-		list = curl_slist_append(list, line);
-		has_agent |= strncasecmp(line, "User-Agent:", 11) == 0;
+		list = curl_slist_append(list, curl_header_line(t->headers[i]));
+		has_agent |= strncasecmp(t->headers[i], "User-Agent:", 11) == 0;
 	}
 	if (!has_agent)
 		list = curl_slist_append(list, "User-Agent: " SW_USER_AGENT);

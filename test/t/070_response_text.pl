@@ -5,7 +5,9 @@
 # invalid bytes and NUL become U+FFFD (in a UTF8 database like this one; "?"
 # in any other, which test/fuzz's "response" target checks); response
 # headers the same.  Shown for a worker delivery
-# (delivery_attempts.response_body) and for test_webhook().
+# (delivery_attempts.response_body) and for test_webhook().  And the other
+# way: header values go out exactly as rendered ("abc:" stays "abc:", an
+# empty value is sent empty).
 #
 use strict;
 use warnings;
@@ -87,5 +89,38 @@ for my $path (sort keys %answer)
 		"$answer{$path}{kept}|ok$fffd$fffd $euro",
 		"test_webhook, $path: what the receiver sent, clipped at a character boundary");
 }
+
+# --- Header values go out as rendered -----------------------------------------
+my $headers = '{"Content-Type": "application/json", "X-Colon": "abc:", "X-Semicolon": "abc;",
+                "X-Empty": "", "X-Missing": "{user.nope}", "User-Agent": ""}';
+
+# name => [values] of the last request to $path.
+sub received_headers
+{
+	my ($path) = @_;
+	my $got = wait_for_requests($recv, $path, 1, 30);
+	my %h;
+	push @{ $h{ lc $_->[0] } }, $_->[1] for @{ $got->[-1]{headers} };
+	return \%h;
+}
+
+sub check_headers
+{
+	my ($who, $h) = @_;
+	is_deeply($h->{'x-colon'}, ['abc:'], "$who: a value ending in ':' arrives as it is");
+	is_deeply($h->{'x-semicolon'}, ['abc;'], "$who: so does one ending in ';'");
+	is_deeply([ $h->{'x-empty'}, $h->{'x-missing'} ], [ [''], [''] ],
+		"$who: an empty value, literal or rendered, arrives empty");
+	is_deeply($h->{'user-agent'}, [''],
+		"$who: an empty User-Agent is the block's, sent instead of seriesweb's");
+}
+
+my $block = webhook_series($node, 'hdr', $recv->url('/headers'), headers => $headers);
+sql("INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'hdr')");
+wait_status($node, $block, 'sent', 1, 'the delivery with headers');
+check_headers('worker', received_headers('/headers'));
+
+sql("SELECT * FROM seriesweb.test_webhook(@{[ hook('/headers-test', $headers) ]}, 'u1')");
+check_headers('test_webhook', received_headers('/headers-test'));
 
 done_testing();
