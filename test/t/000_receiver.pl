@@ -187,7 +187,8 @@ note 'configured headers are sent: Retry-After, Location';
 note 'headers_base64 sends exact bytes, invalid UTF-8 included';
 {
 	set_route($recv, '/raw-header',
-		{ headers => { 'X-Text' => "caf\x{e9}" }, headers_base64 => { 'X-Raw' => encode_base64("a\xff\xfe:", '') } });
+		{ headers => { 'X-Text' => "caf\x{e9}" },
+		  headers_base64 => { 'X-Raw' => encode_base64("a\xff\xfe:", '') } });
 	my $sock = raw_connect();
 	print {$sock} "GET /raw-header HTTP/1.1\r\nHost: x\r\n\r\n";
 	my $res = read_response($sock);
