@@ -13,9 +13,11 @@
  * segments included), headers and body; User-Agent seriesweb/<version>
  * unless the block sets one; no Expect: 100-continue; no proxy from the
  * environment; http and https only; redirects not followed; the whole
- * attempt bounded by seriesweb.timeout; the first
- * seriesweb.response_body_limit bytes of the answer kept.  libcurl
- * callbacks never ereport: errors become the transfer's error text.
+ * attempt bounded by seriesweb.timeout; header values sent exactly as
+ * rendered.  What is kept of the answer (at most
+ * seriesweb.response_body_limit bytes of body, as valid text) is
+ * response.c's job: the callbacks here only hand it the bytes.
+ * libcurl callbacks never ereport: errors become the transfer's error text.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +27,8 @@
 #include <strings.h>
 
 #include "guard.h"
+#include "mb/pg_wchar.h"
+#include "response.h"
 #include "sender.h"
 #include "settings.h"
 #include "utils/memutils.h"
@@ -141,62 +145,15 @@ sw_sender_in_flight(SwSender *s)
 static size_t
 write_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-	SwTransfer *t = userdata;
-	size_t		n = size * nmemb;
-	size_t		room = sw_response_body_limit > t->response_body.len
-						   ? sw_response_body_limit - t->response_body.len
-						   : 0;
-
-	if (room > 0)
-		appendBinaryStringInfo(&t->response_body, data, Min(n, room));
-	return n;
-}
-
-static int
-parse_retry_after(const char *value)
-{
-	char  *end;
-	long   secs;
-	time_t when;
-
-	while (*value == ' ' || *value == '\t')
-		value++;
-	secs = strtol(value, &end, 10);
-	if (end != value && (*end == '\0' || *end == '\r' || *end == '\n' || *end == ' '))
-		return secs < 0 ? 0 : (int) Min(secs, INT_MAX);
-	/* An HTTP date: curl_getdate understands RFC 9110's forms. */
-	when = curl_getdate(value, NULL);
-	if (when < 0)
-		return -1;
-	return when > time(NULL) ? (int) Min(when - time(NULL), INT_MAX) : 0;
+	sw_response_body(userdata, data, size * nmemb);
+	return size * nmemb;
 }
 
 static size_t
 read_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
-	SwTransfer *t = userdata;
-	size_t		n = size * nmemb;
-
-	/* A new status line (after 1xx): forget the previous headers. */
-	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
-	{
-		t->retry_after_s = -1;
-		if (t->keep_headers)
-			resetStringInfo(&t->response_headers);
-		return n;
-	}
-	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
-	{
-		char   value[64];
-		size_t len = Min(n - 12, sizeof(value) - 1);
-
-		memcpy(value, data + 12, len);
-		value[len] = '\0';
-		t->retry_after_s = parse_retry_after(value);
-	}
-	if (t->keep_headers && n > 2 && t->response_headers.len < 65536)
-		appendBinaryStringInfo(&t->response_headers, data, n);
-	return n;
+	sw_response_header(userdata, data, size * nmemb);
+	return size * nmemb;
 }
 
 /* ---- starting and finishing requests ---- */
@@ -227,6 +184,29 @@ put_easy(SwSender *s, CURL *easy)
 		curl_easy_cleanup(easy);
 }
 
+/*
+ * A "Name: value" line in the form that makes libcurl send it as it is.
+ * curl reads a line with nothing but blanks after the colon as "remove this
+ * header", and "Name;" as "send Name with an empty value": an empty value
+ * takes the second form.  Any other line is passed unchanged, whatever its
+ * value ends with (a value ending in ':' or ';' is still the value).
+ */
+static const char *
+curl_header_line(const char *line)
+{
+	const char *colon = strchr(line, ':');
+	const char *value;
+
+	if (colon == NULL)
+		return line;
+	/* The blanks curl skips (ISSPACE; CR and LF never reach here). */
+	for (value = colon + 1; *value != '\0' && strchr(" \t\v\f", *value) != NULL; value++)
+		;
+	if (*value != '\0')
+		return line;
+	return psprintf("%.*s;", (int) (colon - line), line);
+}
+
 static struct curl_slist *
 request_headers(const SwTransfer *t)
 {
@@ -235,16 +215,8 @@ request_headers(const SwTransfer *t)
 
 	for (int i = 0; i < t->nheaders; i++)
 	{
-		const char *line = t->headers[i];
-		size_t		len = strlen(line);
-
-		/* curl drops "Name:"; "Name;" is its way to send an empty value. */
-		while (len > 0 && line[len - 1] == ' ')
-			len--;
-		if (len > 0 && line[len - 1] == ':')
-			line = psprintf("%.*s;", (int) len - 1, line);
-		list = curl_slist_append(list, line);
-		has_agent |= strncasecmp(line, "User-Agent:", 11) == 0;
+		list = curl_slist_append(list, curl_header_line(t->headers[i]));
+		has_agent |= strncasecmp(t->headers[i], "User-Agent:", 11) == 0;
 	}
 	if (!has_agent)
 		list = curl_slist_append(list, "User-Agent: " SW_USER_AGENT);
@@ -328,6 +300,9 @@ set_result(SwTransfer *t, CURLcode code)
 	}
 	else if (t->status < 200 || t->status >= 300)
 		t->error = psprintf("HTTP %ld", t->status);
+	/* A Location, or curl's words about what the receiver sent, is its data. */
+	if (t->error)
+		t->error = sw_valid_text(t->error, strlen(t->error), INT_MAX, GetDatabaseEncoding());
 	if (t->summary == NULL)
 		t->summary = t->error;
 }
@@ -339,6 +314,7 @@ finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg
 	MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(t));
 
 	set_result(t, code);
+	sw_response_finish(t);
 	MemoryContextSwitchTo(old);
 	curl_multi_remove_handle(s->multi, t->easy);
 	put_easy(s, t->easy);
@@ -356,12 +332,9 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 
 	t->status = 0;
 	t->error = t->summary = NULL;
-	t->retry_after_s = -1;
 	t->duration_ms = 0;
 	t->started_at = GetCurrentTimestamp();
-	initStringInfo(&t->response_body);
-	if (t->keep_headers)
-		initStringInfo(&t->response_headers);
+	sw_response_begin(t);
 	t->errbuf = palloc0(CURL_ERROR_SIZE);
 	t->easy = get_easy(s);
 	t->slist = request_headers(t);

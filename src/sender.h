@@ -43,8 +43,8 @@ typedef struct SwTransfer
 	char		  *error;			 /* NULL when a 2xx answer came */
 	char		  *summary;			 /* error without URL, address or header values */
 	int			   retry_after_s;	 /* Retry-After in seconds, -1 if absent */
-	StringInfoData response_body;	 /* first seriesweb.response_body_limit bytes */
-	StringInfoData response_headers; /* "Name: value\n" lines if kept */
+	StringInfoData response_body;	 /* valid text, at most body_limit bytes */
+	StringInfoData response_headers; /* "Name: value\r\n" lines if kept, valid text */
 	TimestampTz	   started_at;
 	double		   duration_ms;
 
@@ -54,6 +54,7 @@ typedef struct SwTransfer
 	char			  *errbuf;
 	char			   guard_error[256];   /* why guard.c refused a connection, or "" */
 	char			   guard_summary[256]; /* the same without the address */
+	int				   body_limit;		   /* seriesweb.response_body_limit at the start */
 } SwTransfer;
 
 typedef void (*SwDoneCallback)(SwTransfer *t, void *arg);

@@ -42,6 +42,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
+#include "response.h"
 #include "sender.h"
 #include "settings.h"
 #include "shmem.h"
@@ -301,7 +302,7 @@ judge(const Job *job, SwOutcome *o)
 		o->status = "pending";
 		delay_ms = sw_retry_delay_ms(o->attempt);
 		if ((t->status == 429 || t->status == 503) && t->retry_after_s >= 0)
-			delay_ms = Min((long) t->retry_after_s * 1000, (long) sw_longest_retry_delay_ms());
+			delay_ms = sw_retry_after_delay_ms(t->retry_after_s, sw_longest_retry_delay_ms());
 		/* Up to 10% jitter, so retries of one outage do not arrive as one wave. */
 		delay_ms += (long) (random_fraction() * (delay_ms / 10));
 		o->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);

@@ -30,10 +30,12 @@
 #                                   can never be confused)
 #   GET    /_control/count[?path=/p]     {"count": N}
 #   GET    /_control/health         {"ok": true}
-# A response spec is {"status":200, "delay_ms":0, "headers":{...}, "body":"...",
-# "body_base64":"...", "drop":false}; every key is optional, unknown keys are
-# refused (a typo such as "delay" must not silently mean "no delay").  "body" may
-# also be a JSON object/array, which is sent re-encoded as JSON.  Once a route's
+# A response spec is {"status":200, "delay_ms":0, "headers":{...}, "headers_base64":
+# {...}, "body":"...", "body_base64":"...", "drop":false}; every key is optional,
+# unknown keys are refused (a typo such as "delay" must not silently mean "no
+# delay").  "body" may also be a JSON object/array, which is sent re-encoded as
+# JSON.  "headers" values are sent as UTF-8; "headers_base64" values are base64
+# and sent as exactly those bytes (invalid UTF-8, say), after "headers".  Once a route's
 # list is used up its last response repeats.  Errors are {"error": "..."}.
 #
 # Record fields: seq, time (epoch seconds with microseconds, taken when the whole
@@ -779,7 +781,7 @@ sub normalize_spec
 {
 	my ($in) = @_;
 	die "must be an object\n" unless ref $in eq 'HASH';
-	my %known = map { $_ => 1 } qw(status delay_ms headers body body_base64 drop);
+	my %known = map { $_ => 1 } qw(status delay_ms headers headers_base64 body body_base64 drop);
 	for (sort keys %$in) { die "unknown key \"$_\"\n" unless $known{$_} }
 
 	my $status = $in->{status} // 200;
@@ -794,17 +796,21 @@ sub normalize_spec
 	return {
 		status   => $status + 0,
 		delay_ms => $delay + 0,
-		headers  => normalize_headers($in->{headers}),
+		headers  => [ @{ normalize_headers($in->{headers}) },
+			@{ normalize_headers($in->{headers_base64}, 'base64') } ],
 		body     => spec_body($in),
 		drop     => $in->{drop} ? 1 : 0,
 	};
 }
 
+# Header pairs as bytes: values are text sent as UTF-8, or with $base64 the
+# base64 of the exact bytes to send.
 sub normalize_headers
 {
-	my ($h) = @_;
+	my ($h, $base64) = @_;
 	return [] unless defined $h;
-	die "headers must be an object\n" unless ref $h eq 'HASH';
+	my $key = $base64 ? 'headers_base64' : 'headers';
+	die "$key must be an object\n" unless ref $h eq 'HASH';
 	my @pairs;
 	for my $name (sort keys %$h)
 	{
@@ -813,9 +819,10 @@ sub normalize_headers
 		  unless $name =~ /^[!#\$%&'*+.^_`|~0-9A-Za-z-]+$/;
 		die "header $name is computed by the receiver\n"
 		  if $name =~ /^(?:content-length|transfer-encoding|connection)$/i;
-		die "header $name must be a string without CR or LF\n"
-		  if ref $value || !defined $value || $value =~ /[\r\n]/;
-		push @pairs, [ $name, Encode::encode('UTF-8', "$value") ];
+		die "header $name must be a string\n" if ref $value || !defined $value;
+		my $bytes = $base64 ? decode_base64($value) : Encode::encode('UTF-8', "$value");
+		die "header $name must not contain CR or LF\n" if $bytes =~ /[\r\n]/;
+		push @pairs, [ $name, $bytes ];
 	}
 	return \@pairs;
 }

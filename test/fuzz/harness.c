@@ -45,6 +45,7 @@ static const SwFuzzTarget *const targets[] = {
 	&sw_fuzz_template_target,
 	&sw_fuzz_filter_target,
 	&sw_fuzz_guard_target,
+	&sw_fuzz_response_target,
 };
 
 #define SECTION_SEPARATOR "\n%%\n"
@@ -77,10 +78,10 @@ as_text(const char *data, size_t size)
 }
 
 void
-sw_fuzz_sections(const char *data, size_t size, char **sections, int max)
+sw_fuzz_raw_sections(const char *data, size_t size, char **sections, int *lens, int max)
 {
-	const char *text = as_text(data, size);
-	const char *end = text + size;
+	const char *text = data;
+	const char *end = data + size;
 	int			i;
 
 	/* Editors end files with a newline; a corpus file should not have to care. */
@@ -94,13 +95,27 @@ sw_fuzz_sections(const char *data, size_t size, char **sections, int max)
 			for (const char *p = text; p + strlen(SECTION_SEPARATOR) <= end && sep == NULL; p++)
 				if (memcmp(p, SECTION_SEPARATOR, strlen(SECTION_SEPARATOR)) == 0)
 					sep = p;
-		sections[i] = pnstrdup(text, (sep ? sep : end) - text);
+		lens[i] = (sep ? sep : end) - text;
+		sections[i] = palloc(lens[i] + 1);
+		memcpy(sections[i], text, lens[i]);
+		sections[i][lens[i]] = '\0';
 		if (sep == NULL)
 			break;
 		text = sep + strlen(SECTION_SEPARATOR);
 	}
 	for (i++; i < max; i++)
+	{
 		sections[i] = pstrdup("");
+		lens[i] = 0;
+	}
+}
+
+void
+sw_fuzz_sections(const char *data, size_t size, char **sections, int max)
+{
+	int *lens = palloc(max * sizeof(int));
+
+	sw_fuzz_raw_sections(as_text(data, size), size, sections, lens, max);
 }
 
 Jsonb *
@@ -202,7 +217,7 @@ find_target(const char *name)
 			return targets[i];
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown fuzz target \"%s\"", name),
-			 errhint("Use template, filter or guard.")));
+			 errhint("Use template, filter, guard or response.")));
 	pg_unreachable();
 }
 

@@ -38,6 +38,7 @@ typedef struct SwFuzzTarget
 extern const SwFuzzTarget sw_fuzz_template_target;
 extern const SwFuzzTarget sw_fuzz_filter_target;
 extern const SwFuzzTarget sw_fuzz_guard_target;
+extern const SwFuzzTarget sw_fuzz_response_target;
 
 /*
  * Inputs are text made of sections separated by lines holding only "%%":
@@ -47,6 +48,14 @@ extern const SwFuzzTarget sw_fuzz_guard_target;
  * byte that would break that becomes "?" rather than wasting the run.
  */
 extern void sw_fuzz_sections(const char *data, size_t size, char **sections, int max);
+
+/*
+ * The same split for targets that take bytes as they are (what a receiver
+ * may send): sections[i] is a palloc'd copy of lens[i] bytes, NUL-terminated
+ * but possibly holding NULs and invalid bytes.
+ */
+extern void sw_fuzz_raw_sections(const char *data, size_t size, char **sections, int *lens,
+								 int max);
 
 /* jsonb_in, the real one; an ERROR on bad JSON is an expected outcome. */
 extern Jsonb *sw_fuzz_jsonb(const char *text);

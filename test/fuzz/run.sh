@@ -6,7 +6,7 @@
 #   sh run.sh                  fuzz each target for FUZZ_SECONDS (default 60)
 #   sh run.sh TARGET FILE...   run TARGET once on each FILE (a reproducer)
 #
-# FUZZ_TARGETS picks targets (default: template filter guard), FUZZ_ARGS adds
+# FUZZ_TARGETS picks targets (default: template filter guard response), FUZZ_ARGS adds
 # libFuzzer options, FUZZ_WORK is where the cluster, the new corpus entries,
 # the logs and any crash-* reproducers go (default: tmp_check/fuzz).
 # Exits non-zero when a target finds anything or does not run its time.
@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 CLANG=${CLANG:-clang-14}
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-template filter guard}
+targets=${FUZZ_TARGETS:-template filter guard response}
 work=${FUZZ_WORK:-$here/../../tmp_check/fuzz}
 bindir=$("$PG_CONFIG" --bindir)
 module=$here/build/sw_fuzz.so

@@ -278,12 +278,13 @@ EOC
 
 # new_node($name, %opts) -> PostgreSQL::Test::Cluster
 #   conf     => "lines\n"  appended after the base settings, so they win
+#   initdb   => [...]      extra initdb options ('--encoding=UTF8', say)
 #   no_start => 1          leave the node stopped
 sub new_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(extra => $opts{initdb} // []);
 	$node->append_conf('postgresql.conf', $BASE_CONF);
 	$node->append_conf('postgresql.conf', $opts{conf}) if defined $opts{conf};
 	$node->start unless $opts{no_start};

@@ -16,6 +16,7 @@ use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
+use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time);
 use Test::More;
 
@@ -181,6 +182,21 @@ note 'configured headers are sent: Retry-After, Location';
 	is($res->{status},              302,                            '302 from the route');
 	is($res->{headers}{location},   'http://127.0.0.1:1/elsewhere', 'Location header sent');
 	is($res->{headers}{'content-length'}, 0, 'empty body has Content-Length 0');
+}
+
+note 'headers_base64 sends exact bytes, invalid UTF-8 included';
+{
+	set_route($recv, '/raw-header',
+		{ headers => { 'X-Text' => "caf\x{e9}" },
+		  headers_base64 => { 'X-Raw' => encode_base64("a\xff\xfe:", '') } });
+	my $sock = raw_connect();
+	print {$sock} "GET /raw-header HTTP/1.1\r\nHost: x\r\n\r\n";
+	my $res = read_response($sock);
+	is($res->{headers}{'x-raw'},  "a\xff\xfe:", 'the raw bytes are sent as they are');
+	is($res->{headers}{'x-text'}, "caf\xc3\xa9", 'text values are sent as UTF-8');
+	my $bad = HTTP::Tiny->new->put($recv->url('/_control/routes/raw-bad'),
+		{ content => '{"responses":[{"headers_base64":{"X-Raw":"YQ1i"}}]}' });
+	is($bad->{status}, 400, 'a raw value with CR or LF is refused');
 }
 
 note 'drop closes the connection without an answer, after its delay';
