@@ -1,5 +1,5 @@
 /*
- * seriesweb 0.1 -> 0.2 — update script.
+ * seriesweb 0.1 -> 0.2 - update script.
  *
  * Everything here is also in seriesweb--0.2.sql, in the same order and the
  * same words, so that an updated 0.1 and a fresh 0.2 are the same catalog

@@ -1,5 +1,5 @@
 /*
- * seriesweb 0.2 — install script.
+ * seriesweb 0.2 - install script.
  *
  * People and events (companies, users, events), the series definitions
  * (series, blocks, connections) with validation that catches direct table

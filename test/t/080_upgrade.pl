@@ -86,6 +86,13 @@ wait_status($node, $hook, 'sent', 5, 'a retried delivery and a new event\'s deli
 is(sql("SELECT sent, failed, pending FROM seriesweb.block_stats WHERE block_id = $hook"), '5|0|0',
 	'statistics after the update');
 
+# --- Databases in other encodings install it too -----------------------------
+# (The script is read in the database's encoding: it is ASCII.)
+sql("CREATE DATABASE eucjp TEMPLATE template0 ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C'");
+$node->safe_psql('eucjp', 'CREATE EXTENSION seriesweb');
+is($node->safe_psql('eucjp', "SELECT extversion FROM pg_extension WHERE extname = 'seriesweb'"), '0.2',
+	'CREATE EXTENSION in an EUC_JP database');
+
 # --- The updated schema is a fresh 0.2 install -----------------------------
 sql("CREATE DATABASE fresh");
 $node->safe_psql('fresh', 'CREATE EXTENSION seriesweb');
