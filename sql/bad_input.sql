@@ -405,8 +405,10 @@ SELECT seriesweb.add_webhook(:s, 'w', 'http://127.0.0.1:9/', :ping, method => 'G
 -- the value before writing it; no session can change any of them.
 ------------------------------------------------------------------------------
 
-ALTER SYSTEM SET seriesweb.database = '';
-ALTER SYSTEM SET seriesweb.database = 'a_database_name_of_sixty_four_bytes_which_is_one_byte_too_long__';
+-- seriesweb.database: empty (every database) or a list of names.
+ALTER SYSTEM SET seriesweb.database = 'app,,other';
+ALTER SYSTEM SET seriesweb.database = '"app';
+ALTER SYSTEM SET seriesweb.database = 'app, a_database_name_of_sixty_four_bytes_which_is_one_byte_too_long__';
 ALTER SYSTEM SET seriesweb.max_concurrency = -1;
 ALTER SYSTEM SET seriesweb.max_concurrency = 0;
 ALTER SYSTEM SET seriesweb.max_concurrency = 4097;

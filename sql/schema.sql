@@ -67,7 +67,7 @@ INSERT INTO seriesweb.users (user_id, email, name) VALUES ('e5', 'same@example.c
 SELECT user_id, email, name FROM seriesweb.users WHERE email IS NOT NULL;
 DELETE FROM seriesweb.users WHERE user_id IN ('e1', 'e2', 'e3');
 
--- The worker of this test instance serves the database "postgres", so this
+-- This test instance serves only the database "postgres" (seriesweb.database), so this
 -- database's deliveries wait, and worker_status says so.
 SELECT database, detail FROM seriesweb.worker_status();
 

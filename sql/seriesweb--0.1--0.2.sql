@@ -131,5 +131,18 @@ ALTER FUNCTION seriesweb.preview(int, text) SET search_path = pg_catalog, pg_tem
 
 REVOKE ALL ON seriesweb.installation FROM PUBLIC;
 
+------------------------------------------------------------------------------
+-- Every database served: the workers of the whole server
+------------------------------------------------------------------------------
+
+-- The launcher and one row per database worker, for superusers and
+-- pg_monitor (worker_status() tells each database about its own).
+CREATE FUNCTION seriesweb.workers(
+	OUT state text, OUT pid int, OUT database text, OUT in_flight int, OUT detail text)
+	RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'sw_workers';
+REVOKE ALL ON FUNCTION seriesweb.workers() FROM PUBLIC;
+GRANT USAGE ON SCHEMA seriesweb TO pg_monitor;
+GRANT EXECUTE ON FUNCTION seriesweb.workers() TO pg_monitor;
+
 -- The worker waits for this update when its library is newer: wake it.
 SELECT seriesweb._wake_worker();

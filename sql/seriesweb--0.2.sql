@@ -741,6 +741,12 @@ CREATE FUNCTION seriesweb.worker_status(
 	OUT state text, OUT pid int, OUT database text, OUT in_flight int, OUT detail text)
 	RETURNS record LANGUAGE c AS 'MODULE_PATHNAME', 'sw_worker_status';
 
+-- The launcher and one row per database worker, for superusers and
+-- pg_monitor (worker_status() tells each database about its own).
+CREATE FUNCTION seriesweb.workers(
+	OUT state text, OUT pid int, OUT database text, OUT in_flight int, OUT detail text)
+	RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'sw_workers';
+
 -- Wake the worker when this script commits: it may be waiting for it.
 CREATE FUNCTION seriesweb._wake_worker() RETURNS void
 	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_wake_worker';
@@ -776,3 +782,5 @@ REVOKE ALL ON ALL TABLES IN SCHEMA seriesweb FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA seriesweb FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA seriesweb FROM PUBLIC;
 REVOKE ALL ON SCHEMA seriesweb FROM PUBLIC;
+GRANT USAGE ON SCHEMA seriesweb TO pg_monitor;
+GRANT EXECUTE ON FUNCTION seriesweb.workers() TO pg_monitor;

@@ -3,7 +3,7 @@
  * settings.c
  *	  Every seriesweb.* setting, with bounds, units and reload behaviour.
  *
- * seriesweb.database is fixed at server start (the worker connects once);
+ * seriesweb.database is fixed at server start (the launcher reads it once);
  * everything else is reloadable (SIGHUP) and read by the worker at the top
  * of its loop and by test_webhook in the calling backend.  Settings that
  * widen where requests may go are PGC_SIGHUP, so only the server's
@@ -41,17 +41,47 @@ typedef struct RetryDelays
 	int ms[SW_MAX_RETRY_DELAYS];
 } RetryDelays;
 
-/* The worker connects to it: an empty or too long name could never work. */
+/* Empty (every database) or a list of names, each of which could be one. */
 static bool
 check_database(char **newval, void **extra, GucSource source)
 {
-	if (*newval == NULL || (*newval)[0] == '\0' || strlen(*newval) >= NAMEDATALEN)
-	{
-		GUC_check_errdetail("seriesweb.database must name a database, in at most %d bytes.",
-							NAMEDATALEN - 1);
-		return false;
-	}
-	return true;
+	char	 *copy = pstrdup(*newval ? *newval : "");
+	List	 *names;
+	ListCell *lc;
+	bool	  ok = SplitGUCList(copy, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("seriesweb.database must be a comma-separated list of databases.");
+	foreach (lc, ok ? names : NIL)
+		if (strlen(lfirst(lc)) == 0 || strlen(lfirst(lc)) >= NAMEDATALEN)
+		{
+			GUC_check_errdetail("\"%s\" cannot name a database (1 to %d bytes).",
+								(char *) lfirst(lc), NAMEDATALEN - 1);
+			ok = false;
+			break;
+		}
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
+
+bool
+sw_database_served(const char *name)
+{
+	char	 *copy;
+	List	 *names;
+	ListCell *lc;
+	bool	  served = false;
+
+	if (sw_database == NULL || sw_database[0] == '\0')
+		return true;
+	copy = pstrdup(sw_database);
+	if (SplitGUCList(copy, ',', &names))
+		foreach (lc, names)
+			served |= strcmp(lfirst(lc), name) == 0;
+	list_free(names);
+	pfree(copy);
+	return served;
 }
 
 static bool
@@ -136,8 +166,9 @@ sw_define_settings(void)
 	/* A server-start setting can only be defined while preloading. */
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomStringVariable(
-			"seriesweb.database", "Database whose deliveries the seriesweb worker sends.", NULL,
-			&sw_database, "postgres", PGC_POSTMASTER, 0, check_database, NULL, NULL);
+			"seriesweb.database", "Databases whose deliveries seriesweb sends.",
+			"Empty: every database that has the extension; else a comma-separated list.",
+			&sw_database, "", PGC_POSTMASTER, GUC_LIST_INPUT, check_database, NULL, NULL);
 	DefineCustomIntVariable("seriesweb.max_concurrency", "Webhook requests in flight at once.",
 							"Each one may hold a connection (file descriptor) open.",
 							&sw_max_concurrency, 64, 1, 4096, PGC_SIGHUP, 0, NULL, NULL, NULL);

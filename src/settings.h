@@ -28,6 +28,9 @@ extern int sw_retry_delays_ms[SW_MAX_RETRY_DELAYS];
 
 extern void sw_define_settings(void);
 
+/* Does seriesweb.database let the launcher serve this database? */
+extern bool sw_database_served(const char *name);
+
 /* Delay before attempt number (failed_attempts + 1), without jitter. */
 extern int sw_retry_delay_ms(int failed_attempts);
 

@@ -1,32 +1,31 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  Shared state between the worker and every backend, and
- *	  seriesweb.worker_status() which reports it.
+ *	  Shared state between the launcher, the database workers and every
+ *	  backend.
  *
- * The worker publishes its latch and pid when it starts and its state as it
- * goes (connecting, waiting for the extension, running); backends read the
- * latch at commit to wake it (wake.c).  The known-users set (users_cache.c)
- * lives beside it.  Both exist only when the library is preloaded; without
- * it, worker_status() says so.
+ * One slot per possible background worker (max_worker_processes): the
+ * launcher gives a database a slot when it starts its worker; the worker
+ * publishes its latch, pid and state there as it goes (connecting, update
+ * pending, running) and its exit reason when it stops.  Backends find the
+ * slot of their database at commit to wake its worker (wake.c), or, when it
+ * has none, put the database in the launcher's requests and set the
+ * launcher's latch.  DROP DATABASE holds its database so that no worker is
+ * started there meanwhile (drop_database.c).  The known-users set
+ * (users_cache.c) lives beside it.  All of it exists only when the library
+ * is preloaded.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "settings.h"
 #include "shmem.h"
-#include "commands/dbcommands.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "users_cache.h"
-#include "utils/builtins.h"
-
-#include <signal.h>
+#include "utils/timestamp.h"
 
 SwShared *sw_shared = NULL;
 
@@ -35,6 +34,13 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 
+static Size
+shared_size(void)
+{
+	return MAXALIGN(
+		add_size(offsetof(SwShared, slots), mul_size(max_worker_processes, sizeof(SwWorkerSlot))));
+}
+
 static void
 sw_shmem_request(void)
 {
@@ -42,7 +48,7 @@ sw_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 #endif
-	RequestAddinShmemSpace(MAXALIGN(sizeof(SwShared)));
+	RequestAddinShmemSpace(shared_size());
 	sw_users_cache_shmem_request();
 }
 
@@ -55,11 +61,12 @@ sw_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	sw_shared = ShmemInitStruct("seriesweb", sizeof(SwShared), &found);
+	sw_shared = ShmemInitStruct("seriesweb", shared_size(), &found);
 	if (!found)
 	{
-		memset(sw_shared, 0, sizeof(SwShared));
+		memset(sw_shared, 0, shared_size());
 		SpinLockInit(&sw_shared->mutex);
+		sw_shared->nslots = max_worker_processes;
 	}
 	sw_users_cache_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -79,90 +86,158 @@ sw_shmem_init(void)
 	shmem_startup_hook = sw_shmem_startup;
 }
 
-void
-sw_shared_set_state(SwWorkerState state, const char *detail)
+/* The index of a database's slot, or -1; with the mutex held. */
+static int
+find_slot(Oid database)
 {
+	for (int i = 0; i < sw_shared->nslots; i++)
+		if (sw_shared->slots[i].database == database)
+			return i;
+	return -1;
+}
+
+SwWorkerSlot
+sw_slot_of(Oid database)
+{
+	SwWorkerSlot copy;
+	int			 i;
+
+	memset(&copy, 0, sizeof(copy));
 	SpinLockAcquire(&sw_shared->mutex);
-	sw_shared->state = state;
-	if (state == SW_WORKER_EXITED)
-		sw_shared->latch = NULL;
-	else
-	{
-		sw_shared->latch = MyLatch;
-		sw_shared->database = MyDatabaseId;
-		sw_shared->pid = MyProcPid;
-	}
-	strlcpy(sw_shared->detail, detail ? detail : "", sizeof(sw_shared->detail));
+	i = find_slot(database);
+	if (i >= 0)
+		copy = sw_shared->slots[i];
 	SpinLockRelease(&sw_shared->mutex);
+	return copy;
 }
 
 void
-sw_shared_set_in_flight(int in_flight)
+sw_slot_set_state(int slot, SwWorkerState state, const char *detail)
+{
+	SwWorkerSlot *s = &sw_shared->slots[slot];
+	bool		  running = state != SW_WORKER_ABSENT && state != SW_WORKER_EXITED &&
+				   state != SW_WORKER_STOPPED_FOR_DROP;
+
+	SpinLockAcquire(&sw_shared->mutex);
+	s->state = state;
+	s->pid = running ? MyProcPid : 0;
+	s->latch = running ? MyLatch : NULL;
+	if (!running)
+		s->in_flight = 0;
+	strlcpy(s->detail, detail ? detail : "", sizeof(s->detail));
+	SpinLockRelease(&sw_shared->mutex);
+	/* The launcher decides what a stop means. */
+	if (!running && sw_shared->launcher_latch)
+		SetLatch(sw_shared->launcher_latch);
+}
+
+void
+sw_slot_set_in_flight(int slot, int in_flight)
 {
 	/* An int store is atomic; readers only display it. */
-	sw_shared->in_flight = in_flight;
+	sw_shared->slots[slot].in_flight = in_flight;
 }
 
-static const char *
-state_name(SwWorkerState state, pid_t pid)
+/* With the mutex held: queue a request, or ask for a full rescan. */
+static void
+add_request(Oid database)
 {
-	switch (state)
-	{
-		case SW_WORKER_NOT_STARTED:
-			return "starting";
-		case SW_WORKER_CONNECTING:
-			return "connecting";
-		case SW_WORKER_WAITING:
-			return "waiting";
-		case SW_WORKER_UPDATE_PENDING:
-			return "update pending";
-		case SW_WORKER_RUNNING:
-			/* A crashed worker cannot update its state: look. */
-			return (pid > 0 && kill(pid, 0) == 0) ? "running" : "restarting";
-		case SW_WORKER_EXITED:
-			return "restarting";
-	}
-	return "unknown";
+	for (int i = 0; i < sw_shared->nrequests; i++)
+		if (sw_shared->requests[i] == database)
+			return;
+	if (sw_shared->nrequests < SW_MAX_REQUESTS)
+		sw_shared->requests[sw_shared->nrequests++] = database;
+	else
+		sw_shared->rescan = true;
 }
 
-PG_FUNCTION_INFO_V1(sw_worker_status);
-Datum
-sw_worker_status(PG_FUNCTION_ARGS)
+void
+sw_request_worker(Oid database)
 {
-	TupleDesc	tupdesc;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
-	SwShared	copy;
-	const char *detail;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "seriesweb: worker_status must return a record");
-
-	if (sw_shared == NULL)
-	{
-		values[0] = CStringGetTextDatum("not loaded");
-		nulls[1] = nulls[3] = true;
-		values[2] = CStringGetTextDatum(sw_database ? sw_database : "postgres");
-		values[4] = CStringGetTextDatum(
-			"seriesweb is not in shared_preload_libraries: deliveries wait until it is "
-			"(add it to postgresql.conf and restart the server)");
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-	}
+	Latch *launcher;
 
 	SpinLockAcquire(&sw_shared->mutex);
-	memcpy(&copy, sw_shared, sizeof(copy));
+	add_request(database);
+	launcher = sw_shared->launcher_latch;
 	SpinLockRelease(&sw_shared->mutex);
+	if (launcher)
+		SetLatch(launcher);
+}
 
-	values[0] = CStringGetTextDatum(state_name(copy.state, copy.pid));
-	values[1] = Int32GetDatum(copy.pid);
-	nulls[1] = copy.pid == 0;
-	values[2] = CStringGetTextDatum(sw_database);
-	values[3] = Int32GetDatum(copy.in_flight);
-	detail = copy.detail;
-	if (strcmp(get_database_name(MyDatabaseId), sw_database) != 0)
-		detail = psprintf("the worker serves database \"%s\", so deliveries of this database wait "
-						  "(set seriesweb.database = '%s' and restart the server)",
-						  sw_database, get_database_name(MyDatabaseId));
-	values[4] = CStringGetTextDatum(detail);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+/*
+ * A commit queued work: set the latch of the database's worker.  Without
+ * one (the extension was just created, or the worker is between a stop and
+ * its restart), ask the launcher: when insist (CREATE EXTENSION, an
+ * update, a retry), or else at most once a second per backend, so that a
+ * database the launcher will not serve costs it nothing per commit.
+ */
+void
+sw_wake_database(Oid database, bool insist)
+{
+	static int		   cached = -1;
+	static TimestampTz last_request = 0;
+	Latch			  *latch = NULL;
+	TimestampTz		   now;
+
+	SpinLockAcquire(&sw_shared->mutex);
+	if (cached < 0 || sw_shared->slots[cached].database != database)
+		cached = find_slot(database);
+	if (cached >= 0)
+		latch = sw_shared->slots[cached].latch;
+	SpinLockRelease(&sw_shared->mutex);
+	/* A stale pointer is harmless: latches tolerate spurious sets. */
+	if (latch)
+	{
+		SetLatch(latch);
+		return;
+	}
+	now = GetCurrentTimestamp();
+	if (!insist && now - last_request < USECS_PER_SEC)
+		return;
+	last_request = now;
+	sw_request_worker(database);
+}
+
+bool
+sw_hold_database(Oid database)
+{
+	bool held = false;
+
+	SpinLockAcquire(&sw_shared->mutex);
+	for (int i = 0; i < SW_MAX_HELD && !held; i++)
+		if (sw_shared->held[i] == InvalidOid)
+		{
+			sw_shared->held[i] = database;
+			held = true;
+		}
+	SpinLockRelease(&sw_shared->mutex);
+	return held;
+}
+
+void
+sw_release_database(Oid database)
+{
+	SpinLockAcquire(&sw_shared->mutex);
+	for (int i = 0; i < SW_MAX_HELD; i++)
+		if (sw_shared->held[i] == database)
+		{
+			sw_shared->held[i] = InvalidOid;
+			break;
+		}
+	add_request(database);
+	SpinLockRelease(&sw_shared->mutex);
+	if (sw_shared->launcher_latch)
+		SetLatch(sw_shared->launcher_latch);
+}
+
+bool
+sw_database_held(Oid database)
+{
+	bool held = false;
+
+	SpinLockAcquire(&sw_shared->mutex);
+	for (int i = 0; i < SW_MAX_HELD; i++)
+		held |= sw_shared->held[i] == database;
+	SpinLockRelease(&sw_shared->mutex);
+	return held;
 }

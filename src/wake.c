@@ -1,12 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * wake.c
- *	  Wake-on-commit.  The events trigger (and retry functions) call
- *	  sw_wake_at_commit(); one transaction callback, registered once per
- *	  backend at library load, sets the worker's latch when the transaction
- *	  commits, so the worker claims the new deliveries at once instead of
- *	  polling.  Registering per transaction would grow the callback list of a
- *	  long-lived connection with every transaction.
+ *	  Wake-on-commit.  The events trigger calls sw_wake_at_commit(), and
+ *	  CREATE EXTENSION, its updates and the retry functions call
+ *	  seriesweb._wake_worker(); one transaction callback, registered once
+ *	  per backend at library load, sets the latch of the worker of this
+ *	  database when the transaction commits (or asks the launcher for a
+ *	  worker when it has none), so the worker claims the new deliveries at
+ *	  once instead of polling.  Registering per transaction would grow the
+ *	  callback list of a long-lived connection with every transaction.
  *
  * The callback runs after the commit is visible to other snapshots
  * (CallXactCallbacks follows ProcArrayEndTransaction), so the worker's claim
@@ -24,24 +26,7 @@
 #include "wake.h"
 
 static bool wake_pending = false;
-
-void
-sw_wake_now(void)
-{
-	Latch *latch;
-	Oid	   database;
-
-	if (sw_shared == NULL)
-		return;
-	/* A stale pointer is harmless: latches tolerate spurious sets. */
-	SpinLockAcquire(&sw_shared->mutex);
-	latch = sw_shared->latch;
-	database = sw_shared->database;
-	SpinLockRelease(&sw_shared->mutex);
-	/* Deliveries of another database are not the worker's to send. */
-	if (latch && (database == InvalidOid || database == MyDatabaseId))
-		SetLatch(latch);
-}
+static bool wake_insist = false; /* ask the launcher if there is no worker */
 
 static void
 wake_xact_callback(XactEvent event, void *arg)
@@ -50,14 +35,14 @@ wake_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_pending)
-				sw_wake_now();
-			wake_pending = false;
+			if (wake_pending && sw_shared != NULL)
+				sw_wake_database(MyDatabaseId, wake_insist);
+			wake_pending = wake_insist = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			wake_pending = false;
+			wake_pending = wake_insist = false;
 			break;
 		default:
 			break;
@@ -81,5 +66,6 @@ Datum
 sw_wake_worker(PG_FUNCTION_ARGS)
 {
 	sw_wake_at_commit();
+	wake_insist = true;
 	PG_RETURN_VOID();
 }

@@ -14,7 +14,4 @@ extern void sw_wake_register(void);
 /* Ask for the worker to be woken when the current transaction commits. */
 extern void sw_wake_at_commit(void);
 
-/* Wake it now (for work that is already committed). */
-extern void sw_wake_now(void);
-
 #endif /* SERIESWEB_WAKE_H */

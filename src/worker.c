@@ -36,6 +36,7 @@
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -139,6 +140,12 @@ typedef struct WorkerState
 
 PGDLLEXPORT void sw_worker_main(Datum arg);
 
+/* This worker's slot in shared memory, and how it says it stopped. */
+static int			 my_slot;
+static SwWorkerState exit_state = SW_WORKER_EXITED;
+static const char	*exit_detail = "stopped by an error (see the server log)";
+static char			*my_database; /* its name, for messages */
+
 static long
 ms_until(TimestampTz when, TimestampTz now)
 {
@@ -232,11 +239,27 @@ extension_version(void)
 	return version;
 }
 
+/* Stop, saying why in the slot; the launcher decides whether to come back. */
+static void
+stop_worker(SwWorkerState state, const char *detail)
+{
+	exit_state = state;
+	exit_detail = detail;
+	proc_exit(0);
+}
+
+static void
+publish_exit(int code, Datum arg)
+{
+	sw_slot_set_state(my_slot, exit_state, exit_detail);
+}
+
 /*
- * Wait until the extension exists at this library's version: CREATE
- * EXTENSION and ALTER EXTENSION UPDATE wake us when they commit.  A
- * database at another version is left alone (its tables may not be what
- * this library's statements expect); it is not an error.
+ * Wait until the extension is at this library's version: ALTER EXTENSION
+ * UPDATE wakes us when it commits.  A database at another version is left
+ * alone (its tables may not be what this library's statements expect); it
+ * is not an error.  Without the extension there is nothing to do: the
+ * worker stops, and CREATE EXTENSION asks the launcher for a new one.
  */
 static void
 wait_for_extension(void)
@@ -246,20 +269,16 @@ wait_for_extension(void)
 	while ((version = extension_version()) == NULL || strcmp(version, SERIESWEB_VERSION) != 0)
 	{
 		if (version == NULL)
-			sw_shared_set_state(SW_WORKER_WAITING,
-								psprintf("extension seriesweb does not exist in database \"%s\": "
-										 "run CREATE EXTENSION seriesweb there",
-										 sw_database));
-		else
-			sw_shared_set_state(SW_WORKER_UPDATE_PENDING,
-								psprintf("database \"%s\" has seriesweb %s and the server runs "
-										 "seriesweb %s: run ALTER EXTENSION seriesweb UPDATE there",
-										 sw_database, version, SERIESWEB_VERSION));
+			stop_worker(SW_WORKER_ABSENT, "the extension does not exist in this database");
+		sw_slot_set_state(my_slot, SW_WORKER_UPDATE_PENDING,
+						  psprintf("database \"%s\" has seriesweb %s and the server runs "
+								   "seriesweb %s: run ALTER EXTENSION seriesweb UPDATE there",
+								   my_database, version, SERIESWEB_VERSION));
 		wait_for_latch(10000);
 		ResetLatch(MyLatch);
 		handle_signals(NULL);
 		if (ShutdownRequestPending)
-			proc_exit(1);
+			stop_worker(SW_WORKER_EXITED, "stopped by SIGTERM");
 	}
 }
 
@@ -763,7 +782,7 @@ worker_loop(WorkerState *w)
 
 		if (sw_sender_in_flight(w->sender) > 0)
 			sw_sender_run(w->sender, w->noutcomes > 0 ? 1 : BUSY_POLL_MS, on_done, w);
-		sw_shared_set_in_flight(sw_sender_in_flight(w->sender));
+		sw_slot_set_in_flight(my_slot, sw_sender_in_flight(w->sender));
 
 		now = GetCurrentTimestamp();
 		if (should_record(w, now))
@@ -804,25 +823,29 @@ exit_if_dropped(MemoryContext cxt)
 	AbortCurrentTransaction();
 	if (extension_version() != NULL)
 		ReThrowError(error);
-	ereport(LOG, (errmsg("seriesweb: extension dropped from database \"%s\"; the worker stops "
-						 "sending and waits for CREATE EXTENSION",
-						 sw_database)));
-	sw_shared_set_state(SW_WORKER_EXITED, "extension dropped");
-	proc_exit(1);
+	ereport(LOG, (errmsg("seriesweb: extension dropped from database \"%s\"; its worker stops",
+						 my_database)));
+	stop_worker(SW_WORKER_ABSENT, "the extension was dropped");
 }
 
 void
 sw_worker_main(Datum arg)
 {
 	WorkerState w;
+	Oid			database;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	sw_shared_set_state(SW_WORKER_CONNECTING,
-						psprintf("connecting to database \"%s\"", sw_database));
-	BackgroundWorkerInitializeConnection(sw_database, NULL, 0);
+	my_slot = DatumGetInt32(arg);
+	memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	sw_slot_set_state(my_slot, SW_WORKER_CONNECTING, "connecting to its database");
+	before_shmem_exit(publish_exit, (Datum) 0);
+	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+	StartTransactionCommand();
+	my_database = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
 	pgstat_report_appname("seriesweb worker");
 	fix_search_path();
 	index_only_plans();
@@ -851,8 +874,8 @@ sw_worker_main(Datum arg)
 	w.last_purge = 0; /* purge at start, then every PURGE_EVERY_MS */
 	restart_cursor(&w, w.last_fold);
 	w.counts_dirty = true;
-	sw_shared_set_state(SW_WORKER_RUNNING, "sending deliveries");
-	ereport(LOG, (errmsg("seriesweb worker sending deliveries of database \"%s\"", sw_database)));
+	sw_slot_set_state(my_slot, SW_WORKER_RUNNING, "sending deliveries");
+	ereport(LOG, (errmsg("seriesweb worker sending deliveries of database \"%s\"", my_database)));
 
 	PG_TRY();
 	{
@@ -864,7 +887,5 @@ sw_worker_main(Datum arg)
 	}
 	PG_END_TRY();
 
-	sw_shared_set_state(SW_WORKER_EXITED, "stopped by SIGTERM");
-	/* Exit code 1: the postmaster restarts us unless it is shutting down. */
-	proc_exit(1);
+	stop_worker(SW_WORKER_EXITED, "stopped by SIGTERM");
 }

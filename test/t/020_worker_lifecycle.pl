@@ -1,6 +1,6 @@
 #
-# 020_worker_lifecycle.pl - the worker's life: it waits for CREATE EXTENSION,
-# is woken by it, and nothing queued is lost when it is killed mid-send
+# 020_worker_lifecycle.pl - the worker's life: the launcher starts it when
+# CREATE EXTENSION commits, and nothing queued is lost when it is killed mid-send
 # (kill -9), when the server stops in immediate mode with requests in
 # flight, or when it is terminated; without the preload, deliveries wait and
 # worker_status says why.
@@ -19,13 +19,14 @@ my $node = new_node('lifecycle', conf => "seriesweb.timeout = '10s'\nrestart_aft
 
 sub sql { return $node->safe_psql('postgres', shift) }
 
-# --- Before CREATE EXTENSION, the worker is up and waits --------------------
+# --- Before CREATE EXTENSION, only the launcher runs ---------------------------
 ok($node->poll_query_until('postgres',
-		"SELECT count(*) FROM pg_stat_activity
-		  WHERE backend_type = 'seriesweb worker' AND wait_event_type = 'Extension'", '1'),
-	'the worker waits before the extension exists');
+		"SELECT count(*) FILTER (WHERE backend_type = 'seriesweb launcher') || ' ' ||
+		        count(*) FILTER (WHERE backend_type = 'seriesweb worker')
+		   FROM pg_stat_activity", '1 0'),
+	'the launcher runs, and no worker where the extension does not exist');
 
-# CREATE EXTENSION wakes it: it is running at once, not after a poll.
+# CREATE EXTENSION asks the launcher for a worker when it commits.
 sql('CREATE EXTENSION seriesweb');
 wait_until($node, "SELECT state FROM seriesweb.worker_status()", 'running', 'the worker to start sending');
 is(sql("SELECT database, in_flight FROM seriesweb.worker_status()"), 'postgres|0', 'worker_status names its database');
@@ -78,7 +79,7 @@ survive('immediate', 20, sub {
 	$node->start;
 });
 
-# --- terminating the worker: the postmaster starts a new one -------------------
+# --- terminating the worker: the launcher starts a new one ---------------------
 my $old_pid = sql("SELECT pid FROM seriesweb.worker_status()");
 survive('terminate', 10, sub {
 	sql("SELECT pg_terminate_backend($old_pid)");

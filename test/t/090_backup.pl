@@ -100,10 +100,13 @@ command_ok(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', "$dir/source.sql"
 same_as_source($source, 'plain', 'plain dump');
 
 # --- pg_restore into another cluster, whose worker sends ----------------------
-my $target = new_node('target');
+# Served only after the comparison: its worker would start sending at once.
+my $target = new_node('target', conf => "seriesweb.database = 'elsewhere'\n");
 command_ok(['pg_restore', '--exit-on-error', '-d', $target->connstr('postgres'), "$dir/source.dump"],
 	'pg_restore into another cluster');
 same_as_source($target, 'postgres', 'another cluster');
+$target->append_conf('postgresql.conf', "seriesweb.database = 'postgres'\n");
+$target->restart;
 
 sub tsql { return $target->safe_psql('postgres', shift) }
 
