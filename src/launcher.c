@@ -395,5 +395,6 @@ sw_launcher_main(Datum arg)
 	note_starved(InvalidOid, false);
 
 	launcher_loop(&l);
-	proc_exit(0);
+	/* Exit code 1: the postmaster starts the launcher again unless it is shutting down. */
+	proc_exit(1);
 }
