@@ -32,6 +32,10 @@ all:
 	@exit 1
 endif
 
+# Every object depends on every header: a changed struct must never meet
+# objects compiled against the old one.
+$(OBJS): $(wildcard src/*.h)
+
 include mk/test.mk
 include mk/tools.mk
 
