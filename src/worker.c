@@ -15,6 +15,14 @@
  * commits is claimed a few at a time, not one per transaction); a timer
  * covers retries that come due.
  *
+ * The queue's transactions never keep the sender waiting for long: their
+ * lock waits end after QUEUE_LOCK_TIMEOUT_MS, and a step that could not get
+ * its lock (VACUUM FULL, ALTER TABLE or pg_repack holding the queue) is
+ * rolled back and tried again later, what it was to write kept meanwhile;
+ * the sender goes on reading answers and starting what is claimed.  What
+ * still stops the worker (a slow fsync) the sender does not charge to the
+ * requests in flight (sender.c).
+ *
  * Memory: each claim batch has its own context, deleted once every delivery
  * in it has been recorded; the outcome buffer is reused.  SIGHUP reloads
  * settings; SIGTERM records what finished and exits (rows still sending are
@@ -74,6 +82,10 @@
 #define IDLE_LOOK_MS 5000
 #define FOLD_EVERY_MS 2000
 #define PURGE_EVERY_MS (10 * 60 * 1000)
+/* Lock waits of the worker's transactions end after this long ... */
+#define QUEUE_LOCK_TIMEOUT_MS 100
+/* ... and then the queue is left alone for this long. */
+#define QUEUE_RETRY_MS 250
 
 /* A claim batch: its memory lives until its last delivery is recorded. */
 typedef struct Batch
@@ -108,8 +120,9 @@ typedef struct WorkerState
 	SwSender	 *sender;
 	ResourceOwner owner; /* for work done between transactions */
 	MemoryContext loop_cxt;
-	SwClaimed	 *claim_buf; /* claim_cap entries */
-	int			  claim_cap;
+	SwClaimed	 *claim_buf; /* claim_alloc entries */
+	int			  claim_cap; /* deliveries a claim fills the ready list up to */
+	int			  claim_alloc;
 	dlist_head	  ready; /* claimed, waiting for a slot */
 	int			  nready;
 	HTAB		 *hosts;
@@ -128,6 +141,8 @@ typedef struct WorkerState
 	TimestampTz	  last_fold;
 	TimestampTz	  last_purge;
 	bool		  counts_dirty;
+	TimestampTz	  queue_free_at; /* no queue transaction before then */
+	bool		  queue_locked;	 /* the last one could not get its lock */
 } WorkerState;
 
 PGDLLEXPORT void sw_worker_main(Datum arg);
@@ -190,6 +205,20 @@ index_only_plans(void)
 		SetConfigOption(off[i], "off", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
+/*
+ * The worker's transactions wait for a lock at most QUEUE_LOCK_TIMEOUT_MS
+ * (see queue_step).  Set once the queue is recovered: nothing is in flight
+ * before, and recovery may as well wait.
+ */
+static void
+short_lock_waits(void)
+{
+	char value[32];
+
+	snprintf(value, sizeof(value), "%d", QUEUE_LOCK_TIMEOUT_MS);
+	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 static bool
 extension_exists(void)
 {
@@ -221,6 +250,76 @@ wait_for_extension(void)
 		if (ShutdownRequestPending)
 			proc_exit(1);
 	}
+}
+
+/* ---- the queue's transactions ---- */
+
+typedef void (*QueueStep)(WorkerState *w, void *arg);
+
+static void
+queue_locked(WorkerState *w, const char *why)
+{
+	if (!w->queue_locked)
+	{
+		ereport(LOG,
+				(errmsg("seriesweb: the delivery queue is locked by another session; requests "
+						"in flight are still read, and their outcomes recorded once it is free"),
+				 errdetail("%s", why)));
+		sw_shared_set_state(SW_WORKER_RUNNING,
+							"waiting for a lock on the delivery queue; requests are still sent");
+	}
+	w->queue_locked = true;
+	w->queue_free_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), QUEUE_RETRY_MS);
+}
+
+static void
+queue_free(WorkerState *w)
+{
+	ereport(LOG, (errmsg("seriesweb: the delivery queue is free again")));
+	sw_shared_set_state(SW_WORKER_RUNNING, "sending deliveries");
+	w->queue_locked = false;
+}
+
+/*
+ * Run one step of queue.c (its own transactions).  A lock it would wait for
+ * longer than lock_timeout fails it: the transaction is rolled back (which
+ * also ends its SPI connection and snapshot), nothing is done, and false
+ * returned; the caller keeps what the step was to write and tries again
+ * after queue_free_at.  Any other error ends the worker, as ever.  Nothing
+ * is tried before queue_free_at.
+ */
+static bool
+queue_step(WorkerState *w, QueueStep step, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool done = false;
+
+	if (GetCurrentTimestamp() < w->queue_free_at)
+		return false;
+	PG_TRY();
+	{
+		step(w, arg);
+		done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		queue_locked(w, edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	if (done && w->queue_locked)
+		queue_free(w);
+	return done;
 }
 
 /* ---- outcomes ---- */
@@ -299,15 +398,24 @@ job_finished(Job *job)
 }
 
 static void
+record_step(WorkerState *w, void *arg)
+{
+	sw_queue_record(w->outcomes, w->noutcomes);
+}
+
+/* Record the finished attempts; false (all kept) if the queue is locked. */
+static bool
 record_outcomes(WorkerState *w)
 {
 	if (w->noutcomes == 0)
-		return;
-	sw_queue_record(w->outcomes, w->noutcomes);
+		return true;
+	if (!queue_step(w, record_step, NULL))
+		return false;
 	for (int i = 0; i < w->noutcomes; i++)
 		job_finished(w->outcome_jobs[i]);
 	w->noutcomes = 0;
 	w->counts_dirty = true;
+	return true;
 }
 
 /* ---- claiming and sending ---- */
@@ -416,8 +524,8 @@ start_ready(WorkerState *w)
 		if (host->in_flight >= per_host)
 			continue;
 		/* Outcomes must fit in the buffer: record before starting more. */
-		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap)
-			record_outcomes(w);
+		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap && !record_outcomes(w))
+			break;
 		dlist_delete(&job->node);
 		w->nready--;
 		host->waiting--;
@@ -466,6 +574,8 @@ hand_back_delay(Host *h, int per_host, TimestampTz now)
 	return (int) ms_until(due, now);
 }
 
+static void release_handed_back(WorkerState *w);
+
 static void
 release_backlog(WorkerState *w, TimestampTz now)
 {
@@ -493,44 +603,57 @@ release_backlog(WorkerState *w, TimestampTz now)
 		host->waiting--;
 		job_finished(job);
 	}
-	if (w->nrelease > 0)
-	{
-		sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
-		w->nrelease = 0;
-	}
+	release_handed_back(w);
 }
 
+static void
+release_step(WorkerState *w, void *arg)
+{
+	sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
+}
+
+/*
+ * Put the handed-back deliveries back in the queue.  While the queue is
+ * locked they stay listed (and claims wait): never lost in "sending".
+ */
+static void
+release_handed_back(WorkerState *w)
+{
+	if (w->nrelease > 0 && queue_step(w, release_step, NULL))
+		w->nrelease = 0;
+}
+
+static void *
+grow(void *buf, Size size)
+{
+	return buf ? repalloc(buf, size) : MemoryContextAlloc(TopMemoryContext, size);
+}
+
+/*
+ * Size the buffers for the settings.  They grow and never shrink: outcomes
+ * and releases not yet written (the queue was locked) stay in them.
+ */
 static void
 ensure_buffers(WorkerState *w)
 {
 	int claim = Max(4 * sw_max_concurrency, 512);
 	int outcomes = sw_max_concurrency + RECORD_BATCH;
 
-	if (w->claim_cap == claim && w->outcome_cap >= outcomes)
-		return;
-	if (w->claim_buf)
-	{
-		record_outcomes(w);
-		pfree(w->claim_buf);
-		pfree(w->release_ids);
-		pfree(w->release_ms);
-	}
+	w->claim_cap = claim;
 	if (w->outcome_cap < outcomes)
 	{
-		if (w->outcomes)
-		{
-			pfree(w->outcomes);
-			pfree(w->outcome_jobs);
-		}
-		w->outcomes = MemoryContextAlloc(TopMemoryContext, sizeof(SwOutcome) * outcomes);
-		w->outcome_jobs = MemoryContextAlloc(TopMemoryContext, sizeof(Job *) * outcomes);
+		w->outcomes = grow(w->outcomes, sizeof(SwOutcome) * outcomes);
+		w->outcome_jobs = grow(w->outcome_jobs, sizeof(Job *) * outcomes);
 		w->outcome_cap = outcomes;
 	}
-	w->claim_buf = MemoryContextAlloc(TopMemoryContext, sizeof(SwClaimed) * claim);
-	/* A release hands back at most the whole ready list. */
-	w->release_ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * 2 * claim);
-	w->release_ms = MemoryContextAlloc(TopMemoryContext, sizeof(int) * 2 * claim);
-	w->claim_cap = claim;
+	if (w->claim_alloc < claim)
+	{
+		w->claim_buf = grow(w->claim_buf, sizeof(SwClaimed) * claim);
+		/* A release hands back at most the whole ready list. */
+		w->release_ids = grow(w->release_ids, sizeof(int64) * 2 * claim);
+		w->release_ms = grow(w->release_ms, sizeof(int) * 2 * claim);
+		w->claim_alloc = claim;
+	}
 }
 
 static void
@@ -541,90 +664,38 @@ restart_cursor(WorkerState *w, TimestampTz now)
 	w->restart_by = TimestampTzPlusMilliseconds(now, CURSOR_RESTART_MS);
 }
 
-/*
- * Fill the ready list up to claim_cap: one claim transaction for many
- * deliveries, not one per free slot.
- */
-static void
-claim(WorkerState *w, TimestampTz now)
+/* What a claim step is given and gives back. */
+typedef struct ClaimArgs
 {
-	Batch		   *batch;
-	MemoryContext	cxt;
-	int				want = w->claim_cap - w->nready;
-	int				n;
-	bool			from_start;
-	Host		   *host;
-	const char	  **full = NULL;
-	int				nfull = 0;
-	HASH_SEQ_STATUS seq;
-	int				per_host = host_slots();
-	TimestampTz		oldest_xact = DT_NOEND;
+	int			  want;
+	const char	**full; /* destinations to pass over */
+	int			  nfull;
+	MemoryContext cxt;		   /* for the claimed copies */
+	int			  n;		   /* out: claimed */
+	TimestampTz	  oldest_xact; /* out: when nfull > 0 */
+} ClaimArgs;
 
-	/*
-	 * Destinations with every slot busy and as many deliveries waiting as
-	 * they may keep: the claim passes over theirs (they stay pending and in
-	 * order), rather than claiming them only to hand them back.
-	 */
-	hash_seq_init(&seq, w->hosts);
-	while ((host = hash_seq_search(&seq)) != NULL)
-		if (host->key != NULL && host->in_flight >= per_host &&
-			host->waiting >= host_keep(host, per_host))
-		{
-			if (full == NULL)
-				full = palloc(sizeof(char *) * hash_get_num_entries(w->hosts));
-			full[nfull++] = host->key;
-		}
+static void
+claim_step(WorkerState *w, void *arg)
+{
+	ClaimArgs *a = arg;
 
-	/*
-	 * A transaction that began before the cursor's position may have
-	 * committed deliveries behind it since: go back to the beginning now and
-	 * then, and whenever the cursor reaches the end.
-	 */
-	if (now >= w->restart_by)
-		restart_cursor(w, now);
-	from_start = w->cursor.at == DT_NOBEGIN;
-	/* Read before the claim's snapshot: see below. */
-	if (nfull > 0)
-		oldest_xact = sw_queue_oldest_xact_start();
-	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
-	w->last_claim = now;
-	n = sw_queue_claim(want, &w->cursor, full, nfull, w->claim_buf, cxt);
-	if (full)
-		pfree(full);
-	if (n == want)
-		w->next_due = now;
-	else if (nfull > 0)
-	{
-		/*
-		 * What was passed over stays due: a claim from the start would read
-		 * it all again, and the next one at once, for as long as those
-		 * destinations stay full.  Go on from the latest point nothing
-		 * invisible to this claim can be due before (the start of the oldest
-		 * transaction then in progress in this database), and look at what
-		 * was passed over again when the full destinations' waiting
-		 * deliveries may have been started (READY_HORIZON_MS).
-		 */
-		TimestampTz floor = Min(now, oldest_xact);
+	/* Read before the claim's snapshot: see schedule_claims. */
+	a->oldest_xact = a->nfull > 0 ? sw_queue_oldest_xact_start() : DT_NOEND;
+	a->n = sw_queue_claim(a->want, &w->cursor, a->full, a->nfull, w->claim_buf, a->cxt);
+}
 
-		if (w->cursor.at < floor)
-		{
-			w->cursor.at = floor;
-			w->cursor.id = 0;
-		}
-		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, READY_HORIZON_MS));
-		w->next_due = w->restart_by;
-	}
-	else
-	{
-		restart_cursor(w, now);
-		w->next_due = from_start ? sw_queue_next_due() : now;
-	}
-	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
-	if (n == 0)
-	{
-		MemoryContextDelete(cxt);
-		return;
-	}
+static void
+next_due_step(WorkerState *w, void *arg)
+{
+	*(TimestampTz *) arg = sw_queue_next_due();
+}
+
+/* Claimed deliveries join the ready list; their batch owns cxt. */
+static void
+add_claimed(WorkerState *w, MemoryContext cxt, int n)
+{
+	Batch *batch;
 
 	MemoryContextSwitchTo(cxt);
 	batch = palloc(sizeof(Batch));
@@ -632,7 +703,8 @@ claim(WorkerState *w, TimestampTz now)
 	batch->unrecorded = n;
 	for (int i = 0; i < n; i++)
 	{
-		Job *job = palloc0(sizeof(Job));
+		Job	 *job = palloc0(sizeof(Job));
+		Host *host;
 
 		job->claimed = w->claim_buf[i];
 		job->batch = batch;
@@ -648,20 +720,131 @@ claim(WorkerState *w, TimestampTz now)
 	w->counts_dirty = true;
 }
 
+/* When to claim again, after a claim that read a from the cursor. */
+static void
+schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_start)
+{
+	TimestampTz due = now;
+
+	if (a->n == a->want)
+		w->next_due = now;
+	else if (a->nfull > 0)
+	{
+		/*
+		 * What was passed over stays due: a claim from the start would read
+		 * it all again, and the next one at once, for as long as those
+		 * destinations stay full.  Go on from the latest point nothing
+		 * invisible to this claim can be due before (the start of the oldest
+		 * transaction then in progress in this database), and look at what
+		 * was passed over again when the full destinations' waiting
+		 * deliveries may have been started (READY_HORIZON_MS).
+		 */
+		TimestampTz floor = Min(now, a->oldest_xact);
+
+		if (w->cursor.at < floor)
+		{
+			w->cursor.at = floor;
+			w->cursor.id = 0;
+		}
+		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, READY_HORIZON_MS));
+		w->next_due = w->restart_by;
+	}
+	else
+	{
+		restart_cursor(w, now);
+		if (from_start && !queue_step(w, next_due_step, &due))
+			due = w->queue_free_at;
+		w->next_due = due;
+	}
+	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
+}
+
+/*
+ * Fill the ready list up to claim_cap: one claim transaction for many
+ * deliveries, not one per free slot.
+ */
+static void
+claim(WorkerState *w, TimestampTz now)
+{
+	ClaimArgs		a;
+	bool			from_start;
+	Host		   *host;
+	HASH_SEQ_STATUS seq;
+	int				per_host = host_slots();
+
+	/*
+	 * Destinations with every slot busy and as many deliveries waiting as
+	 * they may keep: the claim passes over theirs (they stay pending and in
+	 * order), rather than claiming them only to hand them back.
+	 */
+	memset(&a, 0, sizeof(a));
+	a.want = w->claim_cap - w->nready;
+	hash_seq_init(&seq, w->hosts);
+	while ((host = hash_seq_search(&seq)) != NULL)
+		if (host->key != NULL && host->in_flight >= per_host &&
+			host->waiting >= host_keep(host, per_host))
+		{
+			if (a.full == NULL)
+				a.full = palloc(sizeof(char *) * hash_get_num_entries(w->hosts));
+			a.full[a.nfull++] = host->key;
+		}
+
+	/*
+	 * A transaction that began before the cursor's position may have
+	 * committed deliveries behind it since: go back to the beginning now and
+	 * then, and whenever the cursor reaches the end.
+	 */
+	if (now >= w->restart_by)
+		restart_cursor(w, now);
+	from_start = w->cursor.at == DT_NOBEGIN;
+	a.cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
+	w->last_claim = now;
+	if (!queue_step(w, claim_step, &a))
+	{
+		/* The queue is locked: nothing was claimed. */
+		MemoryContextDelete(a.cxt);
+		w->next_due = w->queue_free_at;
+	}
+	else
+	{
+		/* Into the ready list first: whatever fails next, none is lost. */
+		if (a.n > 0)
+			add_claimed(w, a.cxt, a.n);
+		else
+			MemoryContextDelete(a.cxt);
+		schedule_claims(w, now, &a, from_start);
+	}
+	if (a.full)
+		pfree(a.full);
+}
+
+static void
+fold_step(WorkerState *w, void *arg)
+{
+	sw_queue_fold_counts();
+}
+
+static void
+purge_step(WorkerState *w, void *arg)
+{
+	*(int64 *) arg = sw_queue_purge(sw_retention_s);
+}
+
 static void
 housekeeping(WorkerState *w, TimestampTz now)
 {
+	int64 purged = 0;
+
 	if (w->counts_dirty &&
-		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0)
+		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0 &&
+		queue_step(w, fold_step, NULL))
 	{
-		sw_queue_fold_counts();
 		w->last_fold = now;
 		w->counts_dirty = false;
 	}
-	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0)
+	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0 &&
+		queue_step(w, purge_step, &purged))
 	{
-		int64 purged = sw_queue_purge(sw_retention_s);
-
 		if (purged > 0)
 			ereport(LOG, (errmsg("seriesweb: purged %lld deliveries finished more than %d seconds "
 								 "ago (seriesweb.retention)",
@@ -670,13 +853,33 @@ housekeeping(WorkerState *w, TimestampTz now)
 	}
 }
 
-static bool
-should_record(WorkerState *w, TimestampTz now)
+/* When finished attempts are to be recorded; DT_NOEND when there are none. */
+static TimestampTz
+record_due(WorkerState *w)
 {
+	TimestampTz due;
+
 	if (w->noutcomes == 0)
-		return false;
-	return w->noutcomes >= RECORD_BATCH ||
-		   ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS), now) == 0;
+		return DT_NOEND;
+	due = w->noutcomes >= RECORD_BATCH
+			  ? w->first_outcome_at
+			  : TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS);
+	return Max(due, w->queue_free_at);
+}
+
+/* With nothing in flight or ready: sleep until there is something to do. */
+static void
+wait_for_work(WorkerState *w, TimestampTz now)
+{
+	long timeout = ms_until(w->next_due, now);
+
+	timeout = Min(timeout, FOLD_EVERY_MS);
+	if (w->noutcomes > 0)
+		timeout = Min(timeout, ms_until(record_due(w), now));
+	if (w->nrelease > 0)
+		timeout = Min(timeout, ms_until(w->queue_free_at, now));
+	if (timeout > 0)
+		wait_for_latch(timeout);
 }
 
 static void
@@ -702,44 +905,42 @@ worker_loop(WorkerState *w)
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
 		start_ready(w);
+		/* Deliveries handed back are back in the queue before more are claimed. */
+		release_handed_back(w);
 		/*
 		 * Claim when slots stay free after the ready list had its turn, and
 		 * the list is down to half: claims come in big batches.
 		 */
 		in_flight = sw_sender_in_flight(w->sender);
 		room = sw_max_concurrency - in_flight;
-		if (now >= w->next_due && room > 0 && w->nready <= w->claim_cap / 2)
+		if (now >= w->next_due && now >= w->queue_free_at && w->nrelease == 0 && room > 0 &&
+			w->nready <= w->claim_cap / 2)
 		{
 			claim(w, now);
 			start_ready(w);
 			release_backlog(w, now);
 		}
 
+		/* Outcomes to record soon: look at the network briefly. */
 		if (sw_sender_in_flight(w->sender) > 0)
-			sw_sender_run(w->sender, w->noutcomes > 0 ? 1 : BUSY_POLL_MS, on_done, w);
+			sw_sender_run(w->sender, w->noutcomes > 0 && now >= w->queue_free_at ? 1 : BUSY_POLL_MS,
+						  on_done, w);
 		sw_shared_set_in_flight(sw_sender_in_flight(w->sender));
 
 		now = GetCurrentTimestamp();
-		if (should_record(w, now))
+		if (record_due(w) <= now)
 			record_outcomes(w);
 		housekeeping(w, now);
 
-		if (sw_sender_in_flight(w->sender) == 0 && w->nready == 0)
-		{
-			long timeout = ms_until(w->next_due, now);
-
-			timeout = Min(timeout, FOLD_EVERY_MS);
-			if (w->noutcomes > 0)
-				timeout =
-					Min(timeout,
-						ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS),
-								 now));
-			if (timeout > 0)
-				wait_for_latch(timeout);
-		}
+		/* Idle, or nothing may start until the outcomes are recorded. */
+		if (sw_sender_in_flight(w->sender) == 0 &&
+			(w->nready == 0 || w->noutcomes >= w->outcome_cap))
+			wait_for_work(w, now);
 	}
-	/* SIGTERM: keep what finished; what is in flight is sent again later. */
+	/* SIGTERM: keep what finished (one more try if the queue was locked). */
+	w->queue_free_at = 0;
 	record_outcomes(w);
+	/* What is in flight, and what was to be handed back, is sent again later. */
 }
 
 void
@@ -759,6 +960,7 @@ sw_worker_main(Datum arg)
 
 	wait_for_extension();
 	sw_queue_recover();
+	short_lock_waits();
 
 	memset(&w, 0, sizeof(w));
 	w.loop_cxt =
