@@ -10,7 +10,10 @@
  * seriesweb.max_concurrency (one short transaction), send them with the
  * multi sender outside any transaction, and record finished attempts in
  * batches (one short transaction each).  A slow request holds only its own
- * slot.  Committing backends set the worker's latch (wake.c), so new work is
+ * slot; what a destination and a path may hold, and what is handed back to
+ * the queue until their slots free up, destinations.c decides, and
+ * deliveries handed back are made due again as soon as their slots are
+ * free.  Committing backends set the worker's latch (wake.c), so new work is
  * claimed at once, or CLAIM_GATHER_MS after the previous claim (a stream of
  * commits is claimed a few at a time, not one per transaction); a timer
  * covers retries that come due.
@@ -36,12 +39,12 @@
 #include <limits.h>
 
 #include "access/xact.h"
-#include "common/hashfn.h"
 #include "lib/ilist.h"
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
 #include "commands/extension.h"
+#include "destinations.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -55,7 +58,6 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -72,10 +74,6 @@
 #define CLAIM_GATHER_MS 2
 /* While requests are in flight, look at the latch this often. */
 #define BUSY_POLL_MS 5
-/* A delivery may wait this long in the ready list for its destination. */
-#define READY_HORIZON_MS 250.0
-/* A delivery handed back for a slow destination waits at most this long. */
-#define HAND_BACK_MAX_MS (10 * 60 * 1000)
 /* Claims start from the beginning of the due order at least this often. */
 #define CURSOR_RESTART_MS 1000
 /* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
@@ -99,50 +97,41 @@ typedef struct Job
 	SwTransfer transfer; /* first: the sender hands it back */
 	SwClaimed  claimed;
 	Batch	  *batch;
-	uint32	   host; /* hash of the URL's scheme, host and port */
-	dlist_node node; /* in the ready list until started */
+	SwRoute	   route; /* its destination and path (destinations.c) */
+	dlist_node node;  /* in the ready list until started */
 } Job;
-
-/* Per destination: slots in use, deliveries waiting, typical duration. */
-typedef struct Host
-{
-	uint32		host; /* hash key */
-	int			in_flight;
-	int			waiting;
-	int			seen;	   /* scratch for release_backlog */
-	double		avg_ms;	   /* moving average; -1 before the first request ends */
-	TimestampTz handed_to; /* the last handed-back delivery is due then */
-	char	   *key;	   /* "scheme://host:port" as the claim sees it; or NULL */
-} Host;
 
 typedef struct WorkerState
 {
-	SwSender	 *sender;
-	ResourceOwner owner; /* for work done between transactions */
-	MemoryContext loop_cxt;
-	SwClaimed	 *claim_buf; /* claim_alloc entries */
-	int			  claim_cap; /* deliveries a claim fills the ready list up to */
-	int			  claim_alloc;
-	dlist_head	  ready; /* claimed, waiting for a slot */
-	int			  nready;
-	HTAB		 *hosts;
-	int64		 *release_ids; /* deliveries handed back to the queue */
-	int			 *release_ms;
-	int			  nrelease;
-	SwOutcome	 *outcomes; /* outcome_cap entries */
-	Job			**outcome_jobs;
-	int			  outcome_cap;
-	int			  noutcomes;
-	TimestampTz	  first_outcome_at;
-	TimestampTz	  next_due;
-	TimestampTz	  last_claim;
-	SwClaimCursor cursor;
-	TimestampTz	  restart_by; /* when claims start from the beginning again */
-	TimestampTz	  last_fold;
-	TimestampTz	  last_purge;
-	bool		  counts_dirty;
-	TimestampTz	  queue_free_at; /* no queue transaction before then */
-	bool		  queue_locked;	 /* the last one could not get its lock */
+	SwSender	   *sender;
+	ResourceOwner	owner; /* for work done between transactions */
+	MemoryContext	loop_cxt;
+	SwClaimed	   *claim_buf; /* claim_alloc entries */
+	int				claim_cap; /* deliveries a claim fills the ready list up to */
+	int				claim_alloc;
+	dlist_head		ready; /* claimed, waiting for a slot */
+	int				nready;
+	SwDestinations *dests;
+	int64		   *release_ids; /* deliveries handed back to the queue */
+	int			   *release_ms;
+	int				nrelease;
+	int64		   *pull_ids; /* handed back, to be made due now */
+	int			   *pull_attempts;
+	int				npull;
+	SwOutcome	   *outcomes; /* outcome_cap entries */
+	Job			  **outcome_jobs;
+	int				outcome_cap;
+	int				noutcomes;
+	TimestampTz		first_outcome_at;
+	TimestampTz		next_due;
+	TimestampTz		last_claim;
+	SwClaimCursor	cursor;
+	TimestampTz		restart_by; /* when claims start from the beginning again */
+	TimestampTz		last_fold;
+	TimestampTz		last_purge;
+	bool			counts_dirty;
+	TimestampTz		queue_free_at; /* no queue transaction before then */
+	bool			queue_locked;  /* the last one could not get its lock */
 } WorkerState;
 
 PGDLLEXPORT void sw_worker_main(Datum arg);
@@ -372,13 +361,11 @@ on_done(SwTransfer *t, void *arg)
 {
 	WorkerState *w = arg;
 	Job			*job = (Job *) t;
+	TimestampTz	 now = GetCurrentTimestamp();
 
-	Host *host = hash_search(w->hosts, &job->host, HASH_FIND, NULL);
-
-	host->in_flight--;
-	host->avg_ms = host->avg_ms < 0 ? t->duration_ms : host->avg_ms * 0.8 + t->duration_ms * 0.2;
+	sw_dest_finished(w->dests, job->route, t->duration_ms, now);
 	if (w->noutcomes == 0)
-		w->first_outcome_at = GetCurrentTimestamp();
+		w->first_outcome_at = now;
 	judge(job, &w->outcomes[w->noutcomes]);
 	/* A retry is due later: make sure we look for it then. */
 	if (strcmp(w->outcomes[w->noutcomes].status, "pending") == 0)
@@ -420,68 +407,6 @@ record_outcomes(WorkerState *w)
 
 /* ---- claiming and sending ---- */
 
-/* The destination of a URL, for per-destination slots: scheme://host:port. */
-static size_t
-host_len(const char *url)
-{
-	const char *start = strstr(url, "://");
-
-	start = start ? start + 3 : url;
-	return (start - url) + strcspn(start, "/?#");
-}
-
-static uint32
-host_of(const char *url)
-{
-	return hash_bytes((const unsigned char *) url, host_len(url));
-}
-
-/*
- * The destination as the claim statement computes it from the URL (up to
- * the third '/'), for claims to pass over; NULL when the two would differ
- * (a query or fragment right after the host), and then it is not passed
- * over.
- */
-static char *
-host_key(const char *url, MemoryContext cxt)
-{
-	size_t len = host_len(url);
-	char  *key;
-
-	if (strstr(url, "://") == NULL || (url[len] != '/' && url[len] != '\0'))
-		return NULL;
-	key = MemoryContextAlloc(cxt, len + 1);
-	memcpy(key, url, len);
-	key[len] = '\0';
-	return key;
-}
-
-static Host *
-get_host(WorkerState *w, uint32 key)
-{
-	bool  found;
-	Host *h = hash_search(w->hosts, &key, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		h->in_flight = h->waiting = h->seen = 0;
-		h->avg_ms = -1; /* no request finished yet */
-		h->handed_to = 0;
-		h->key = NULL;
-	}
-	return h;
-}
-
-/*
- * Slots one destination may hold: most of them, but never all, so that a
- * slow receiver leaves room for the others.
- */
-static int
-host_slots(void)
-{
-	return Max(1, sw_max_concurrency * 3 / 4);
-}
-
 static void
 start_job(WorkerState *w, Job *job)
 {
@@ -511,99 +436,79 @@ static void
 start_ready(WorkerState *w)
 {
 	dlist_mutable_iter it;
-	int				   per_host = host_slots();
+	TimestampTz		   now = GetCurrentTimestamp();
 
 	dlist_foreach_modify(it, &w->ready)
 	{
-		Job	 *job = dlist_container(Job, node, it.cur);
-		Host *host;
+		Job *job = dlist_container(Job, node, it.cur);
 
 		if (sw_sender_in_flight(w->sender) >= sw_max_concurrency)
 			break;
-		host = get_host(w, job->host);
-		if (host->in_flight >= per_host)
+		if (!sw_dest_may_start(job->route))
 			continue;
 		/* Outcomes must fit in the buffer: record before starting more. */
 		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap && !record_outcomes(w))
 			break;
 		dlist_delete(&job->node);
 		w->nready--;
-		host->waiting--;
-		host->in_flight++;
+		sw_dest_started(job->route, now);
 		MemoryContextSwitchTo(job->batch->cxt);
 		start_job(w, job);
 		MemoryContextSwitchTo(w->loop_cxt);
 	}
 }
 
-/*
- * How many deliveries of a destination may wait in the ready list: what its
- * slots will start within READY_HORIZON_MS at its usual pace, and at least
- * one full set of slots.  A destination none of whose requests has ended
- * yet counts as slow until one does.
- */
-static int
-host_keep(const Host *h, int per_host)
-{
-	double rounds;
-
-	if (h->avg_ms < 0)
-		return per_host;
-	rounds = READY_HORIZON_MS / Max(h->avg_ms, 1.0);
-	return rounds >= INT_MAX / per_host ? INT_MAX : Max(1, (int) rounds) * per_host;
-}
-
-/*
- * Hand back deliveries that would wait behind a slow destination for longer
- * than the horizon: the ready list does not fill up with them, and the queue
- * keeps the order for everyone else.  Each is due again when the
- * destination's slots should have worked through those handed back before
- * it, so that a backlog of thousands comes back a slot's worth at a time
- * instead of all of it after every request (claimed and handed back over
- * and over).  A fast destination keeps its whole backlog.
- */
-static int
-hand_back_delay(Host *h, int per_host, TimestampTz now)
-{
-	double		request_ms = Max(200.0, h->avg_ms);
-	TimestampTz due = Max(TimestampTzPlusMilliseconds(now, (int64) request_ms), h->handed_to);
-
-	due = Min(TimestampTzPlusMilliseconds(due, (int64) (request_ms / per_host)),
-			  TimestampTzPlusMilliseconds(now, HAND_BACK_MAX_MS));
-	h->handed_to = due;
-	return (int) ms_until(due, now);
-}
-
 static void release_handed_back(WorkerState *w);
 
+/*
+ * Hand back deliveries that would wait behind a slow destination or path
+ * for longer than the horizon (destinations.c says which, and until when):
+ * the ready list does not fill up with them, and the queue keeps the order
+ * for everyone else.  A fast destination keeps its whole backlog.
+ */
 static void
 release_backlog(WorkerState *w, TimestampTz now)
 {
 	dlist_mutable_iter it;
-	int				   per_host = host_slots();
-	HASH_SEQ_STATUS	   seq;
-	Host			  *h;
 
-	hash_seq_init(&seq, w->hosts);
-	while ((h = hash_seq_search(&seq)) != NULL)
-		h->seen = 0;
-	/* Keep the oldest of each destination, hand back the rest. */
+	sw_dest_begin_pass(w->dests);
 	dlist_foreach_modify(it, &w->ready)
 	{
-		Job	 *job = dlist_container(Job, node, it.cur);
-		Host *host = get_host(w, job->host);
+		Job *job = dlist_container(Job, node, it.cur);
+		int	 delay_ms;
 
-		if (++host->seen <= host_keep(host, per_host))
+		if (!sw_dest_hand_back(w->dests, job->route, job->claimed.delivery_id,
+							   job->claimed.attempts, now, &delay_ms))
 			continue;
 		w->release_ids[w->nrelease] = job->claimed.delivery_id;
-		w->release_ms[w->nrelease] = hand_back_delay(host, per_host, now);
+		w->release_ms[w->nrelease] = delay_ms;
 		w->nrelease++;
 		dlist_delete(&job->node);
 		w->nready--;
-		host->waiting--;
 		job_finished(job);
 	}
 	release_handed_back(w);
+}
+
+static void
+hurry_step(WorkerState *w, void *arg)
+{
+	sw_queue_hurry(w->pull_ids, w->pull_attempts, w->npull);
+}
+
+/*
+ * Deliveries handed back for a destination or path that has free slots now
+ * (and nothing waiting for them) are made due at once and claimed next,
+ * rather than waiting for the turn predicted when they were handed back.
+ */
+static void
+pull_handed_back(WorkerState *w, TimestampTz now)
+{
+	w->npull = sw_dest_pull(w->dests, w->pull_ids, w->pull_attempts, w->claim_cap, now);
+	if (w->npull > 0 && queue_step(w, hurry_step, NULL))
+		w->next_due = now;
+	/* If the queue is locked, they are due at their turn, as predicted. */
+	w->npull = 0;
 }
 
 static void
@@ -652,6 +557,8 @@ ensure_buffers(WorkerState *w)
 		/* A release hands back at most the whole ready list. */
 		w->release_ids = grow(w->release_ids, sizeof(int64) * 2 * claim);
 		w->release_ms = grow(w->release_ms, sizeof(int) * 2 * claim);
+		w->pull_ids = grow(w->pull_ids, sizeof(int64) * claim);
+		w->pull_attempts = grow(w->pull_attempts, sizeof(int) * claim);
 		w->claim_alloc = claim;
 	}
 }
@@ -703,16 +610,11 @@ add_claimed(WorkerState *w, MemoryContext cxt, int n)
 	batch->unrecorded = n;
 	for (int i = 0; i < n; i++)
 	{
-		Job	 *job = palloc0(sizeof(Job));
-		Host *host;
+		Job *job = palloc0(sizeof(Job));
 
 		job->claimed = w->claim_buf[i];
 		job->batch = batch;
-		job->host = host_of(job->claimed.url);
-		host = get_host(w, job->host);
-		if (host->key == NULL)
-			host->key = host_key(job->claimed.url, w->loop_cxt);
-		host->waiting++;
+		job->route = sw_dest_claimed(w->dests, job->claimed.url);
 		dlist_push_tail(&w->ready, &job->node);
 		w->nready++;
 	}
@@ -726,6 +628,8 @@ schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_s
 {
 	TimestampTz due = now;
 
+	if (a->n < a->want)
+		sw_dest_claimed_all(w->dests);
 	if (a->n == a->want)
 		w->next_due = now;
 	else if (a->nfull > 0)
@@ -737,7 +641,7 @@ schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_s
 		 * invisible to this claim can be due before (the start of the oldest
 		 * transaction then in progress in this database), and look at what
 		 * was passed over again when the full destinations' waiting
-		 * deliveries may have been started (READY_HORIZON_MS).
+		 * deliveries may have been started (SW_READY_HORIZON_MS).
 		 */
 		TimestampTz floor = Min(now, a->oldest_xact);
 
@@ -746,7 +650,7 @@ schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_s
 			w->cursor.at = floor;
 			w->cursor.id = 0;
 		}
-		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, READY_HORIZON_MS));
+		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, SW_READY_HORIZON_MS));
 		w->next_due = w->restart_by;
 	}
 	else
@@ -766,11 +670,8 @@ schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_s
 static void
 claim(WorkerState *w, TimestampTz now)
 {
-	ClaimArgs		a;
-	bool			from_start;
-	Host		   *host;
-	HASH_SEQ_STATUS seq;
-	int				per_host = host_slots();
+	ClaimArgs a;
+	bool	  from_start;
 
 	/*
 	 * Destinations with every slot busy and as many deliveries waiting as
@@ -779,15 +680,8 @@ claim(WorkerState *w, TimestampTz now)
 	 */
 	memset(&a, 0, sizeof(a));
 	a.want = w->claim_cap - w->nready;
-	hash_seq_init(&seq, w->hosts);
-	while ((host = hash_seq_search(&seq)) != NULL)
-		if (host->key != NULL && host->in_flight >= per_host &&
-			host->waiting >= host_keep(host, per_host))
-		{
-			if (a.full == NULL)
-				a.full = palloc(sizeof(char *) * hash_get_num_entries(w->hosts));
-			a.full[a.nfull++] = host->key;
-		}
+	a.full = palloc(sizeof(char *) * Max(sw_dest_count(w->dests), 1));
+	a.nfull = sw_dest_full(w->dests, a.full);
 
 	/*
 	 * A transaction that began before the cursor's position may have
@@ -814,8 +708,7 @@ claim(WorkerState *w, TimestampTz now)
 			MemoryContextDelete(a.cxt);
 		schedule_claims(w, now, &a, from_start);
 	}
-	if (a.full)
-		pfree(a.full);
+	pfree(a.full);
 }
 
 static void
@@ -909,10 +802,13 @@ worker_loop(WorkerState *w)
 		release_handed_back(w);
 		/*
 		 * Claim when slots stay free after the ready list had its turn, and
-		 * the list is down to half: claims come in big batches.
+		 * the list is down to half: claims come in big batches.  Slots still
+		 * free may be for deliveries handed back before: those first.
 		 */
 		in_flight = sw_sender_in_flight(w->sender);
 		room = sw_max_concurrency - in_flight;
+		if (room > 0 && w->nrelease == 0 && now >= w->queue_free_at)
+			pull_handed_back(w, now);
 		if (now >= w->next_due && now >= w->queue_free_at && w->nrelease == 0 && room > 0 &&
 			w->nready <= w->claim_cap / 2)
 		{
@@ -968,16 +864,7 @@ sw_worker_main(Datum arg)
 	MemoryContextSwitchTo(w.loop_cxt);
 	w.sender = sw_sender_create();
 	dlist_init(&w.ready);
-	{
-		HASHCTL ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(uint32);
-		ctl.entrysize = sizeof(Host);
-		ctl.hcxt = w.loop_cxt;
-		w.hosts =
-			hash_create("seriesweb destinations", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	w.dests = sw_dest_create(w.loop_cxt);
 	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
 	w.last_fold = w.last_purge = GetCurrentTimestamp();
 	restart_cursor(&w, w.last_fold);
