@@ -775,14 +775,33 @@ wait_for_work(WorkerState *w, TimestampTz now)
 		wait_for_latch(timeout);
 }
 
+/* After the ready list had its turn: claim more, if there is room. */
+static void
+fill_ready(WorkerState *w, TimestampTz now)
+{
+	int room = sw_max_concurrency - sw_sender_in_flight(w->sender);
+
+	/* Deliveries handed back are back in the queue before more are claimed. */
+	release_handed_back(w);
+	if (room <= 0 || w->nrelease > 0 || now < w->queue_free_at)
+		return;
+	/* Slots still free may be for deliveries handed back before: those first. */
+	pull_handed_back(w, now);
+	/* Claim once the list is down to half: claims come in big batches. */
+	if (now >= w->next_due && w->nready <= w->claim_cap / 2)
+	{
+		claim(w, now);
+		start_ready(w);
+		release_backlog(w, now);
+	}
+}
+
 static void
 worker_loop(WorkerState *w)
 {
 	for (;;)
 	{
 		TimestampTz now;
-		int			in_flight;
-		int			room;
 
 		handle_signals(w);
 		if (ShutdownRequestPending)
@@ -798,24 +817,7 @@ worker_loop(WorkerState *w)
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
 		start_ready(w);
-		/* Deliveries handed back are back in the queue before more are claimed. */
-		release_handed_back(w);
-		/*
-		 * Claim when slots stay free after the ready list had its turn, and
-		 * the list is down to half: claims come in big batches.  Slots still
-		 * free may be for deliveries handed back before: those first.
-		 */
-		in_flight = sw_sender_in_flight(w->sender);
-		room = sw_max_concurrency - in_flight;
-		if (room > 0 && w->nrelease == 0 && now >= w->queue_free_at)
-			pull_handed_back(w, now);
-		if (now >= w->next_due && now >= w->queue_free_at && w->nrelease == 0 && room > 0 &&
-			w->nready <= w->claim_cap / 2)
-		{
-			claim(w, now);
-			start_ready(w);
-			release_backlog(w, now);
-		}
+		fill_ready(w, now);
 
 		/* Outcomes to record soon: look at the network briefly. */
 		if (sw_sender_in_flight(w->sender) > 0)
