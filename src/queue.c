@@ -46,6 +46,7 @@ static SPIPlanPtr recover_plan;
 static SPIPlanPtr claim_plan;
 static SPIPlanPtr record_plan;
 static SPIPlanPtr release_plan;
+static SPIPlanPtr hurry_plan;
 static SPIPlanPtr next_due_plan;
 static SPIPlanPtr oldest_xact_plan;
 
@@ -543,9 +544,9 @@ claimed_headers(HeapTuple tup, TupleDesc desc, int col, SwClaimed *c)
 
 /*
  * Claim up to limit due deliveries after the cursor, in due order, passing
- * over those whose URL starts with one of the nskip destinations in skip
- * ("scheme://host:port"), and move the cursor past them; their copies are
- * allocated in cxt.
+ * over those whose destination ("scheme://host:port") or path (the URL up
+ * to any '?') is one of the nskip in skip, and move the cursor past them;
+ * their copies are allocated in cxt.
  */
 int
 sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, SwClaimed *out,
@@ -579,6 +580,7 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 			"            AND (next_attempt_at, delivery_id) > ($2, $3) "
 			"            AND split_part(url, '/', 1) || '//' || split_part(url, '/', 3) "
 			"                <> ALL ($4) "
+			"            AND split_part(url, '?', 1) <> ALL ($4) "
 			"          ORDER BY next_attempt_at, delivery_id "
 			"          LIMIT $1 FOR UPDATE SKIP LOCKED)) "
 			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
@@ -775,6 +777,49 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 			" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) AND d.status = 'sending'",
 			2, argtypes);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
+	commit_tx();
+}
+
+/*
+ * Make handed-back deliveries due now: their destination has free slots
+ * sooner than predicted.  Only those still pending, not yet due and with the
+ * attempts they had when handed back: a delivery since sent and waiting for
+ * a retry keeps its retry delay.  Not an attempt.
+ */
+/* clang-format off */
+static const char hurry_sql[] =
+	"UPDATE seriesweb.deliveries d "
+	"   SET next_attempt_at = now() "
+	"  FROM unnest($1, $2) AS r (id, attempts) "
+	" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) "
+	"   AND d.status = 'pending' AND d.attempts = r.attempts "
+	"   AND d.next_attempt_at > now()";
+/* clang-format on */
+
+void
+sw_queue_hurry(const int64 *ids, const int *attempts, int n)
+{
+	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
+	Datum			*idd;
+	Datum			*attd;
+	Datum			 args[2];
+
+	begin_tx("seriesweb: make due deliveries whose destination has free slots");
+	/* As a release: a lost commit leaves them due at their predicted turn. */
+	async_commit();
+	join_batch_by_hash();
+	idd = palloc(sizeof(Datum) * n);
+	attd = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		idd[i] = Int64GetDatum(ids[i]);
+		attd[i] = Int32GetDatum(attempts[i]);
+	}
+	args[0] =
+		PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(attd, n, INT4OID, 4, true, TYPALIGN_INT));
+	sw_plan(&hurry_plan, hurry_sql, 2, argtypes);
+	sw_execute(hurry_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }
 

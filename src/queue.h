@@ -109,6 +109,7 @@ extern int		   sw_queue_claim(int limit, SwClaimCursor *cursor, const char **ski
 								  SwClaimed *out, MemoryContext cxt);
 extern void		   sw_queue_record(SwOutcome *outcomes, int n);
 extern void		   sw_queue_release(const int64 *ids, const int *delay_ms, int n);
+extern void		   sw_queue_hurry(const int64 *ids, const int *attempts, int n);
 extern TimestampTz sw_queue_next_due(void);
 extern TimestampTz sw_queue_oldest_xact_start(void);
 extern void		   sw_queue_fold_counts(void);

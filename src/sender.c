@@ -19,6 +19,14 @@
  * response.c's job: the callbacks here only hand it the bytes.
  * libcurl callbacks never ereport: errors become the transfer's error text.
  *
+ * The timeout is the sender's, not curl's: curl's clocks are wall clocks,
+ * and curl looks at them before it reads what arrived, so an answer that
+ * came while the caller was not running the sender (the worker waiting for
+ * a lock or an fsync, or not scheduled) would be thrown away as a timeout.
+ * The sender charges a request only the time it was given to run: a gap of
+ * more than STALL_MS beyond the wait the caller asked for is a stall, and
+ * is left out.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,12 +44,18 @@
 
 struct SwSender
 {
-	CURLM *multi;
-	int	   in_flight;
-	bool   forget_connections; /* new connections only, until idle */
-	int	   npool;
-	CURL  *pool[64]; /* reset easy handles, ready for reuse */
+	CURLM	   *multi;
+	int			in_flight;
+	dlist_head	transfers;			/* in flight, oldest first */
+	bool		forget_connections; /* new connections only, until idle */
+	int			npool;
+	CURL	   *pool[64];	/* reset easy handles, ready for reuse */
+	TimestampTz last_look;	/* when curl last ran or a request started */
+	int64		stalled_us; /* time since creation not charged to requests */
 };
+
+/* A gap this much longer than the caller's wait is a stall (see above). */
+#define STALL_MS 100
 
 static bool curl_initialised = false;
 
@@ -97,6 +111,7 @@ sw_sender_create(void)
 		curl_initialised = true;
 	}
 	s = palloc0(sizeof(SwSender));
+	dlist_init(&s->transfers);
 	s->multi = curl_multi_init();
 	if (s->multi == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
@@ -239,7 +254,8 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
 	EASY_SETOPT(easy, CURLOPT_POSTFIELDS, t->body);
 	EASY_SETOPT(easy, CURLOPT_HTTPHEADER, t->slist);
-	EASY_SETOPT(easy, CURLOPT_TIMEOUT_MS, (long) sw_timeout_ms);
+	/* No overall timeout of curl's (see the top); connecting is part of ours. */
+	EASY_SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) INT_MAX);
 	EASY_SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
 	EASY_SETOPT(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	EASY_SETOPT(easy, CURLOPT_PROXY, "");
@@ -316,6 +332,10 @@ finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg
 	set_result(t, code);
 	sw_response_finish(t);
 	MemoryContextSwitchTo(old);
+	/* Given up by the sender: curl's clock stopped when it last ran it. */
+	if (code == CURLE_OPERATION_TIMEDOUT)
+		t->duration_ms = (GetCurrentTimestamp() - t->started_at) / 1000.0;
+	dlist_delete(&t->in_flight_node);
 	curl_multi_remove_handle(s->multi, t->easy);
 	put_easy(s, t->easy);
 	t->easy = NULL;
@@ -323,6 +343,29 @@ finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg
 	t->slist = NULL;
 	s->in_flight--;
 	done(t, arg);
+}
+
+/*
+ * Curl runs, or a request starts, at now, after waiting waited_ms for the
+ * network: whatever the gap since the last look took beyond that (and
+ * STALL_MS) was a stall.  A start counts as a look so that the gap before
+ * it, which the new request did not live through, is settled first.
+ */
+static void
+look(SwSender *s, TimestampTz now, int waited_ms)
+{
+	int64 allowed_us = ((int64) waited_ms + STALL_MS) * 1000;
+
+	if (s->last_look != 0 && now - s->last_look > allowed_us)
+		s->stalled_us += now - s->last_look - allowed_us;
+	s->last_look = now;
+}
+
+/* The time a request in flight has had to run, stalls left out. */
+static int64
+charged_us(const SwSender *s, const SwTransfer *t, TimestampTz now)
+{
+	return now - t->started_at - (s->stalled_us - t->stalled_at_start);
 }
 
 void
@@ -334,6 +377,8 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 	t->error = t->summary = NULL;
 	t->duration_ms = 0;
 	t->started_at = GetCurrentTimestamp();
+	look(s, t->started_at, 0);
+	t->stalled_at_start = s->stalled_us;
 	sw_response_begin(t);
 	t->errbuf = palloc0(CURL_ERROR_SIZE);
 	t->easy = get_easy(s);
@@ -342,6 +387,7 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 
 	mc = curl_multi_add_handle(s->multi, t->easy);
 	s->in_flight++;
+	dlist_push_tail(&s->transfers, &t->in_flight_node);
 	if (mc != CURLM_OK)
 	{
 		snprintf(t->errbuf, CURL_ERROR_SIZE, "could not start the request: %s",
@@ -355,6 +401,7 @@ sw_sender_abort(SwSender *s, SwTransfer *t)
 {
 	if (t->easy == NULL)
 		return;
+	dlist_delete(&t->in_flight_node);
 	curl_multi_remove_handle(s->multi, t->easy);
 	curl_easy_cleanup(t->easy);
 	t->easy = NULL;
@@ -383,20 +430,60 @@ collect_done(SwSender *s, SwDoneCallback done, void *arg)
 	return n;
 }
 
+/*
+ * Give up the requests that have had seriesweb.timeout to run; called after
+ * curl ran, so that what had arrived by then was read first.  Requests
+ * started later have had no more time to run than earlier ones, so the
+ * oldest that is still within its time ends the search.
+ */
+static int
+expire(SwSender *s, SwDoneCallback done, void *arg)
+{
+	TimestampTz		   now = GetCurrentTimestamp();
+	int64			   limit_us = (int64) sw_timeout_ms * 1000;
+	dlist_mutable_iter it;
+	int				   n = 0;
+
+	dlist_foreach_modify(it, &s->transfers)
+	{
+		SwTransfer *t = dlist_container(SwTransfer, in_flight_node, it.cur);
+
+		if (charged_us(s, t, now) < limit_us)
+			break;
+		finish(s, t, CURLE_OPERATION_TIMEDOUT, done, arg);
+		n++;
+	}
+	return n;
+}
+
+/* How long the oldest request in flight may still run, in ms. */
+static int
+ms_left(SwSender *s)
+{
+	SwTransfer *t = dlist_head_element(SwTransfer, in_flight_node, &s->transfers);
+	int64		left_us = (int64) sw_timeout_ms * 1000 - charged_us(s, t, GetCurrentTimestamp());
+
+	return left_us <= 0 ? 0 : (int) Min((left_us + 999) / 1000, INT_MAX);
+}
+
 int
 sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg)
 {
 	int running;
 	int n;
 
+	look(s, GetCurrentTimestamp(), 0);
 	check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
 	n = collect_done(s, done, arg);
 	if (n == 0 && s->in_flight > 0)
 	{
+		timeout_ms = Min(timeout_ms, ms_left(s));
 		check_multi(curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL), "curl_multi_poll");
+		look(s, GetCurrentTimestamp(), timeout_ms);
 		check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
 		n = collect_done(s, done, arg);
 	}
+	n += expire(s, done, arg);
 	drop_connections_if_idle(s);
 	return n;
 }

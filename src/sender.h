@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
 
 typedef struct SwSender SwSender;
@@ -55,6 +56,8 @@ typedef struct SwTransfer
 	char			   guard_error[256];   /* why guard.c refused a connection, or "" */
 	char			   guard_summary[256]; /* the same without the address */
 	int				   body_limit;		   /* seriesweb.response_body_limit at the start */
+	int64			   stalled_at_start;   /* the sender's stalled_us when it started */
+	dlist_node		   in_flight_node;	   /* in the sender's list, oldest first */
 } SwTransfer;
 
 typedef void (*SwDoneCallback)(SwTransfer *t, void *arg);
@@ -79,7 +82,11 @@ extern int sw_sender_in_flight(SwSender *s);
 
 /*
  * Move requests forward, waiting at most timeout_ms for network activity,
- * and call done for each finished one.  Returns how many finished.
+ * and call done for each finished one, including those that ran out of
+ * seriesweb.timeout.  Returns how many finished.  The timeout counts only
+ * the time the caller let the sender run: a stall between two calls (a
+ * lock, a slow fsync, a stopped process) is not charged to the requests
+ * in flight, whose answers are read when it ends.
  */
 extern int sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg);
 

@@ -13,10 +13,21 @@
  * seriesweb.max_concurrency (one short transaction), send them with the
  * multi sender outside any transaction, and record finished attempts in
  * batches (one short transaction each).  A slow request holds only its own
- * slot.  Committing backends set the worker's latch (wake.c), so new work is
+ * slot; what a destination and a path may hold, and what is handed back to
+ * the queue until their slots free up, destinations.c decides, and
+ * deliveries handed back are made due again as soon as their slots are
+ * free.  Committing backends set the worker's latch (wake.c), so new work is
  * claimed at once, or CLAIM_GATHER_MS after the previous claim (a stream of
  * commits is claimed a few at a time, not one per transaction); a timer
  * covers retries that come due.
+ *
+ * The queue's transactions never keep the sender waiting for long: their
+ * lock waits end after QUEUE_LOCK_TIMEOUT_MS, and a step that could not get
+ * its lock (VACUUM FULL, ALTER TABLE or pg_repack holding the queue) is
+ * rolled back and tried again later, what it was to write kept meanwhile;
+ * the sender goes on reading answers and starting what is claimed.  What
+ * still stops the worker (a slow fsync) the sender does not charge to the
+ * requests in flight (sender.c).
  *
  * Memory: each claim batch has its own context, deleted once every delivery
  * in it has been recorded; the outcome buffer is reused.  SIGHUP reloads
@@ -31,12 +42,12 @@
 #include <limits.h>
 
 #include "access/xact.h"
-#include "common/hashfn.h"
 #include "lib/ilist.h"
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
 #include "commands/dbcommands.h"
+#include "destinations.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -52,7 +63,6 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -69,10 +79,6 @@
 #define CLAIM_GATHER_MS 2
 /* While requests are in flight, look at the latch this often. */
 #define BUSY_POLL_MS 5
-/* A delivery may wait this long in the ready list for its destination. */
-#define READY_HORIZON_MS 250.0
-/* A delivery handed back for a slow destination waits at most this long. */
-#define HAND_BACK_MAX_MS (10 * 60 * 1000)
 /* Claims start from the beginning of the due order at least this often. */
 #define CURSOR_RESTART_MS 1000
 /* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
@@ -81,6 +87,10 @@
 /* Deliveries in sending that no running worker claimed are looked for this often. */
 #define RECOVER_EVERY_MS 10000
 #define PURGE_EVERY_MS (10 * 60 * 1000)
+/* Lock waits of the worker's transactions end after this long ... */
+#define QUEUE_LOCK_TIMEOUT_MS 100
+/* ... and then the queue is left alone for this long. */
+#define QUEUE_RETRY_MS 250
 
 /* A claim batch: its memory lives until its last delivery is recorded. */
 typedef struct Batch
@@ -94,48 +104,42 @@ typedef struct Job
 	SwTransfer transfer; /* first: the sender hands it back */
 	SwClaimed  claimed;
 	Batch	  *batch;
-	uint32	   host; /* hash of the URL's scheme, host and port */
-	dlist_node node; /* in the ready list until started */
+	SwRoute	   route; /* its destination and path (destinations.c) */
+	dlist_node node;  /* in the ready list until started */
 } Job;
-
-/* Per destination: slots in use, deliveries waiting, typical duration. */
-typedef struct Host
-{
-	uint32		host; /* hash key */
-	int			in_flight;
-	int			waiting;
-	int			seen;	   /* scratch for release_backlog */
-	double		avg_ms;	   /* moving average; -1 before the first request ends */
-	TimestampTz handed_to; /* the last handed-back delivery is due then */
-	char	   *key;	   /* "scheme://host:port" as the claim sees it; or NULL */
-} Host;
 
 typedef struct WorkerState
 {
-	SwSender	 *sender;
-	ResourceOwner owner; /* for work done between transactions */
-	MemoryContext loop_cxt;
-	SwClaimed	 *claim_buf; /* claim_cap entries */
-	int			  claim_cap;
-	dlist_head	  ready; /* claimed, waiting for a slot */
-	int			  nready;
-	HTAB		 *hosts;
-	int64		 *release_ids; /* deliveries handed back to the queue */
-	int			 *release_ms;
-	int			  nrelease;
-	SwOutcome	 *outcomes; /* outcome_cap entries */
-	Job			**outcome_jobs;
-	int			  outcome_cap;
-	int			  noutcomes;
-	TimestampTz	  first_outcome_at;
-	TimestampTz	  next_due;
-	TimestampTz	  last_claim;
-	SwClaimCursor cursor;
-	TimestampTz	  restart_by; /* when claims start from the beginning again */
-	TimestampTz	  last_fold;
-	TimestampTz	  last_recover;
-	TimestampTz	  last_purge;
-	bool		  counts_dirty;
+	SwSender	   *sender;
+	ResourceOwner	owner; /* for work done between transactions */
+	MemoryContext	loop_cxt;
+	SwClaimed	   *claim_buf; /* claim_alloc entries */
+	int				claim_cap; /* deliveries a claim fills the ready list up to */
+	int				claim_alloc;
+	dlist_head		ready; /* claimed, waiting for a slot */
+	int				nready;
+	SwDestinations *dests;
+	int64		   *release_ids; /* deliveries handed back to the queue */
+	int			   *release_ms;
+	int				nrelease;
+	int64		   *pull_ids; /* handed back, to be made due now */
+	int			   *pull_attempts;
+	int				npull;
+	SwOutcome	   *outcomes; /* outcome_cap entries */
+	Job			  **outcome_jobs;
+	int				outcome_cap;
+	int				noutcomes;
+	TimestampTz		first_outcome_at;
+	TimestampTz		next_due;
+	TimestampTz		last_claim;
+	SwClaimCursor	cursor;
+	TimestampTz		restart_by; /* when claims start from the beginning again */
+	TimestampTz		last_fold;
+	TimestampTz		last_recover;
+	TimestampTz		last_purge;
+	bool			counts_dirty;
+	TimestampTz		queue_free_at; /* no queue transaction before then */
+	bool			queue_locked;  /* the last one could not get its lock */
 } WorkerState;
 
 PGDLLEXPORT void sw_worker_main(Datum arg);
@@ -202,6 +206,20 @@ index_only_plans(void)
 
 	for (int i = 0; i < lengthof(off); i++)
 		SetConfigOption(off[i], "off", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * The worker's transactions wait for a lock at most QUEUE_LOCK_TIMEOUT_MS
+ * (see queue_step).  Set once the queue is recovered: nothing is in flight
+ * before, and recovery may as well wait.
+ */
+static void
+short_lock_waits(void)
+{
+	char value[32];
+
+	snprintf(value, sizeof(value), "%d", QUEUE_LOCK_TIMEOUT_MS);
+	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /*
@@ -282,6 +300,76 @@ wait_for_extension(void)
 	}
 }
 
+/* ---- the queue's transactions ---- */
+
+typedef void (*QueueStep)(WorkerState *w, void *arg);
+
+static void
+queue_locked(WorkerState *w, const char *why)
+{
+	if (!w->queue_locked)
+	{
+		ereport(LOG,
+				(errmsg("seriesweb: the delivery queue is locked by another session; requests "
+						"in flight are still read, and their outcomes recorded once it is free"),
+				 errdetail("%s", why)));
+		sw_slot_set_state(my_slot, SW_WORKER_RUNNING,
+						  "waiting for a lock on the delivery queue; requests are still sent");
+	}
+	w->queue_locked = true;
+	w->queue_free_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), QUEUE_RETRY_MS);
+}
+
+static void
+queue_free(WorkerState *w)
+{
+	ereport(LOG, (errmsg("seriesweb: the delivery queue is free again")));
+	sw_slot_set_state(my_slot, SW_WORKER_RUNNING, "sending deliveries");
+	w->queue_locked = false;
+}
+
+/*
+ * Run one step of queue.c (its own transactions).  A lock it would wait for
+ * longer than lock_timeout fails it: the transaction is rolled back (which
+ * also ends its SPI connection and snapshot), nothing is done, and false
+ * returned; the caller keeps what the step was to write and tries again
+ * after queue_free_at.  Any other error ends the worker, as ever.  Nothing
+ * is tried before queue_free_at.
+ */
+static bool
+queue_step(WorkerState *w, QueueStep step, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool done = false;
+
+	if (GetCurrentTimestamp() < w->queue_free_at)
+		return false;
+	PG_TRY();
+	{
+		step(w, arg);
+		done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		queue_locked(w, edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	if (done && w->queue_locked)
+		queue_free(w);
+	return done;
+}
+
 /* ---- outcomes ---- */
 
 static double
@@ -333,13 +421,11 @@ on_done(SwTransfer *t, void *arg)
 {
 	WorkerState *w = arg;
 	Job			*job = (Job *) t;
+	TimestampTz	 now = GetCurrentTimestamp();
 
-	Host *host = hash_search(w->hosts, &job->host, HASH_FIND, NULL);
-
-	host->in_flight--;
-	host->avg_ms = host->avg_ms < 0 ? t->duration_ms : host->avg_ms * 0.8 + t->duration_ms * 0.2;
+	sw_dest_finished(w->dests, job->route, t->duration_ms, now);
 	if (w->noutcomes == 0)
-		w->first_outcome_at = GetCurrentTimestamp();
+		w->first_outcome_at = now;
 	judge(job, &w->outcomes[w->noutcomes]);
 	/* A retry is due later: make sure we look for it then. */
 	if (strcmp(w->outcomes[w->noutcomes].status, "pending") == 0)
@@ -359,80 +445,27 @@ job_finished(Job *job)
 }
 
 static void
+record_step(WorkerState *w, void *arg)
+{
+	sw_queue_record(w->outcomes, w->noutcomes);
+}
+
+/* Record the finished attempts; false (all kept) if the queue is locked. */
+static bool
 record_outcomes(WorkerState *w)
 {
 	if (w->noutcomes == 0)
-		return;
-	sw_queue_record(w->outcomes, w->noutcomes);
+		return true;
+	if (!queue_step(w, record_step, NULL))
+		return false;
 	for (int i = 0; i < w->noutcomes; i++)
 		job_finished(w->outcome_jobs[i]);
 	w->noutcomes = 0;
 	w->counts_dirty = true;
+	return true;
 }
 
 /* ---- claiming and sending ---- */
-
-/* The destination of a URL, for per-destination slots: scheme://host:port. */
-static size_t
-host_len(const char *url)
-{
-	const char *start = strstr(url, "://");
-
-	start = start ? start + 3 : url;
-	return (start - url) + strcspn(start, "/?#");
-}
-
-static uint32
-host_of(const char *url)
-{
-	return hash_bytes((const unsigned char *) url, host_len(url));
-}
-
-/*
- * The destination as the claim statement computes it from the URL (up to
- * the third '/'), for claims to pass over; NULL when the two would differ
- * (a query or fragment right after the host), and then it is not passed
- * over.
- */
-static char *
-host_key(const char *url, MemoryContext cxt)
-{
-	size_t len = host_len(url);
-	char  *key;
-
-	if (strstr(url, "://") == NULL || (url[len] != '/' && url[len] != '\0'))
-		return NULL;
-	key = MemoryContextAlloc(cxt, len + 1);
-	memcpy(key, url, len);
-	key[len] = '\0';
-	return key;
-}
-
-static Host *
-get_host(WorkerState *w, uint32 key)
-{
-	bool  found;
-	Host *h = hash_search(w->hosts, &key, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		h->in_flight = h->waiting = h->seen = 0;
-		h->avg_ms = -1; /* no request finished yet */
-		h->handed_to = 0;
-		h->key = NULL;
-	}
-	return h;
-}
-
-/*
- * Slots one destination may hold: most of them, but never all, so that a
- * slow receiver leaves room for the others.
- */
-static int
-host_slots(void)
-{
-	return Max(1, sw_max_concurrency * 3 / 4);
-}
 
 static void
 start_job(WorkerState *w, Job *job)
@@ -463,134 +496,131 @@ static void
 start_ready(WorkerState *w)
 {
 	dlist_mutable_iter it;
-	int				   per_host = host_slots();
+	TimestampTz		   now = GetCurrentTimestamp();
 
 	dlist_foreach_modify(it, &w->ready)
 	{
-		Job	 *job = dlist_container(Job, node, it.cur);
-		Host *host;
+		Job *job = dlist_container(Job, node, it.cur);
 
 		if (sw_sender_in_flight(w->sender) >= sw_max_concurrency)
 			break;
-		host = get_host(w, job->host);
-		if (host->in_flight >= per_host)
+		if (!sw_dest_may_start(job->route))
 			continue;
 		/* Outcomes must fit in the buffer: record before starting more. */
-		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap)
-			record_outcomes(w);
+		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap && !record_outcomes(w))
+			break;
 		dlist_delete(&job->node);
 		w->nready--;
-		host->waiting--;
-		host->in_flight++;
+		sw_dest_started(job->route, now);
 		MemoryContextSwitchTo(job->batch->cxt);
 		start_job(w, job);
 		MemoryContextSwitchTo(w->loop_cxt);
 	}
 }
 
-/*
- * How many deliveries of a destination may wait in the ready list: what its
- * slots will start within READY_HORIZON_MS at its usual pace, and at least
- * one full set of slots.  A destination none of whose requests has ended
- * yet counts as slow until one does.
- */
-static int
-host_keep(const Host *h, int per_host)
-{
-	double rounds;
-
-	if (h->avg_ms < 0)
-		return per_host;
-	rounds = READY_HORIZON_MS / Max(h->avg_ms, 1.0);
-	return rounds >= INT_MAX / per_host ? INT_MAX : Max(1, (int) rounds) * per_host;
-}
+static void release_handed_back(WorkerState *w);
 
 /*
- * Hand back deliveries that would wait behind a slow destination for longer
- * than the horizon: the ready list does not fill up with them, and the queue
- * keeps the order for everyone else.  Each is due again when the
- * destination's slots should have worked through those handed back before
- * it, so that a backlog of thousands comes back a slot's worth at a time
- * instead of all of it after every request (claimed and handed back over
- * and over).  A fast destination keeps its whole backlog.
+ * Hand back deliveries that would wait behind a slow destination or path
+ * for longer than the horizon (destinations.c says which, and until when):
+ * the ready list does not fill up with them, and the queue keeps the order
+ * for everyone else.  A fast destination keeps its whole backlog.
  */
-static int
-hand_back_delay(Host *h, int per_host, TimestampTz now)
-{
-	double		request_ms = Max(200.0, h->avg_ms);
-	TimestampTz due = Max(TimestampTzPlusMilliseconds(now, (int64) request_ms), h->handed_to);
-
-	due = Min(TimestampTzPlusMilliseconds(due, (int64) (request_ms / per_host)),
-			  TimestampTzPlusMilliseconds(now, HAND_BACK_MAX_MS));
-	h->handed_to = due;
-	return (int) ms_until(due, now);
-}
-
 static void
 release_backlog(WorkerState *w, TimestampTz now)
 {
 	dlist_mutable_iter it;
-	int				   per_host = host_slots();
-	HASH_SEQ_STATUS	   seq;
-	Host			  *h;
 
-	hash_seq_init(&seq, w->hosts);
-	while ((h = hash_seq_search(&seq)) != NULL)
-		h->seen = 0;
-	/* Keep the oldest of each destination, hand back the rest. */
+	sw_dest_begin_pass(w->dests);
 	dlist_foreach_modify(it, &w->ready)
 	{
-		Job	 *job = dlist_container(Job, node, it.cur);
-		Host *host = get_host(w, job->host);
+		Job *job = dlist_container(Job, node, it.cur);
+		int	 delay_ms;
 
-		if (++host->seen <= host_keep(host, per_host))
+		if (!sw_dest_hand_back(w->dests, job->route, job->claimed.delivery_id,
+							   job->claimed.attempts, now, &delay_ms))
 			continue;
 		w->release_ids[w->nrelease] = job->claimed.delivery_id;
-		w->release_ms[w->nrelease] = hand_back_delay(host, per_host, now);
+		w->release_ms[w->nrelease] = delay_ms;
 		w->nrelease++;
 		dlist_delete(&job->node);
 		w->nready--;
-		host->waiting--;
 		job_finished(job);
 	}
-	if (w->nrelease > 0)
-	{
-		sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
-		w->nrelease = 0;
-	}
+	release_handed_back(w);
 }
 
+static void
+hurry_step(WorkerState *w, void *arg)
+{
+	sw_queue_hurry(w->pull_ids, w->pull_attempts, w->npull);
+}
+
+/*
+ * Deliveries handed back for a destination or path that has free slots now
+ * (and nothing waiting for them) are made due at once and claimed next,
+ * rather than waiting for the turn predicted when they were handed back.
+ */
+static void
+pull_handed_back(WorkerState *w, TimestampTz now)
+{
+	w->npull = sw_dest_pull(w->dests, w->pull_ids, w->pull_attempts, w->claim_cap, now);
+	if (w->npull > 0 && queue_step(w, hurry_step, NULL))
+		w->next_due = now;
+	/* If the queue is locked, they are due at their turn, as predicted. */
+	w->npull = 0;
+}
+
+static void
+release_step(WorkerState *w, void *arg)
+{
+	sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
+}
+
+/*
+ * Put the handed-back deliveries back in the queue.  While the queue is
+ * locked they stay listed (and claims wait): never lost in "sending".
+ */
+static void
+release_handed_back(WorkerState *w)
+{
+	if (w->nrelease > 0 && queue_step(w, release_step, NULL))
+		w->nrelease = 0;
+}
+
+static void *
+grow(void *buf, Size size)
+{
+	return buf ? repalloc(buf, size) : MemoryContextAlloc(TopMemoryContext, size);
+}
+
+/*
+ * Size the buffers for the settings.  They grow and never shrink: outcomes
+ * and releases not yet written (the queue was locked) stay in them.
+ */
 static void
 ensure_buffers(WorkerState *w)
 {
 	int claim = Max(4 * sw_max_concurrency, 512);
 	int outcomes = sw_max_concurrency + RECORD_BATCH;
 
-	if (w->claim_cap == claim && w->outcome_cap >= outcomes)
-		return;
-	if (w->claim_buf)
-	{
-		record_outcomes(w);
-		pfree(w->claim_buf);
-		pfree(w->release_ids);
-		pfree(w->release_ms);
-	}
+	w->claim_cap = claim;
 	if (w->outcome_cap < outcomes)
 	{
-		if (w->outcomes)
-		{
-			pfree(w->outcomes);
-			pfree(w->outcome_jobs);
-		}
-		w->outcomes = MemoryContextAlloc(TopMemoryContext, sizeof(SwOutcome) * outcomes);
-		w->outcome_jobs = MemoryContextAlloc(TopMemoryContext, sizeof(Job *) * outcomes);
+		w->outcomes = grow(w->outcomes, sizeof(SwOutcome) * outcomes);
+		w->outcome_jobs = grow(w->outcome_jobs, sizeof(Job *) * outcomes);
 		w->outcome_cap = outcomes;
 	}
-	w->claim_buf = MemoryContextAlloc(TopMemoryContext, sizeof(SwClaimed) * claim);
-	/* A release hands back at most the whole ready list. */
-	w->release_ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * 2 * claim);
-	w->release_ms = MemoryContextAlloc(TopMemoryContext, sizeof(int) * 2 * claim);
-	w->claim_cap = claim;
+	if (w->claim_alloc < claim)
+	{
+		w->claim_buf = grow(w->claim_buf, sizeof(SwClaimed) * claim);
+		/* A release hands back at most the whole ready list. */
+		w->release_ids = grow(w->release_ids, sizeof(int64) * 2 * claim);
+		w->release_ms = grow(w->release_ms, sizeof(int) * 2 * claim);
+		w->pull_ids = grow(w->pull_ids, sizeof(int64) * claim);
+		w->pull_attempts = grow(w->pull_attempts, sizeof(int) * claim);
+		w->claim_alloc = claim;
+	}
 }
 
 static void
@@ -601,90 +631,38 @@ restart_cursor(WorkerState *w, TimestampTz now)
 	w->restart_by = TimestampTzPlusMilliseconds(now, CURSOR_RESTART_MS);
 }
 
-/*
- * Fill the ready list up to claim_cap: one claim transaction for many
- * deliveries, not one per free slot.
- */
-static void
-claim(WorkerState *w, TimestampTz now)
+/* What a claim step is given and gives back. */
+typedef struct ClaimArgs
 {
-	Batch		   *batch;
-	MemoryContext	cxt;
-	int				want = w->claim_cap - w->nready;
-	int				n;
-	bool			from_start;
-	Host		   *host;
-	const char	  **full = NULL;
-	int				nfull = 0;
-	HASH_SEQ_STATUS seq;
-	int				per_host = host_slots();
-	TimestampTz		oldest_xact = DT_NOEND;
+	int			  want;
+	const char	**full; /* destinations to pass over */
+	int			  nfull;
+	MemoryContext cxt;		   /* for the claimed copies */
+	int			  n;		   /* out: claimed */
+	TimestampTz	  oldest_xact; /* out: when nfull > 0 */
+} ClaimArgs;
 
-	/*
-	 * Destinations with every slot busy and as many deliveries waiting as
-	 * they may keep: the claim passes over theirs (they stay pending and in
-	 * order), rather than claiming them only to hand them back.
-	 */
-	hash_seq_init(&seq, w->hosts);
-	while ((host = hash_seq_search(&seq)) != NULL)
-		if (host->key != NULL && host->in_flight >= per_host &&
-			host->waiting >= host_keep(host, per_host))
-		{
-			if (full == NULL)
-				full = palloc(sizeof(char *) * hash_get_num_entries(w->hosts));
-			full[nfull++] = host->key;
-		}
+static void
+claim_step(WorkerState *w, void *arg)
+{
+	ClaimArgs *a = arg;
 
-	/*
-	 * A transaction that began before the cursor's position may have
-	 * committed deliveries behind it since: go back to the beginning now and
-	 * then, and whenever the cursor reaches the end.
-	 */
-	if (now >= w->restart_by)
-		restart_cursor(w, now);
-	from_start = w->cursor.at == DT_NOBEGIN;
-	/* Read before the claim's snapshot: see below. */
-	if (nfull > 0)
-		oldest_xact = sw_queue_oldest_xact_start();
-	cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
-	w->last_claim = now;
-	n = sw_queue_claim(want, &w->cursor, full, nfull, w->claim_buf, cxt);
-	if (full)
-		pfree(full);
-	if (n == want)
-		w->next_due = now;
-	else if (nfull > 0)
-	{
-		/*
-		 * What was passed over stays due: a claim from the start would read
-		 * it all again, and the next one at once, for as long as those
-		 * destinations stay full.  Go on from the latest point nothing
-		 * invisible to this claim can be due before (the start of the oldest
-		 * transaction then in progress in this database), and look at what
-		 * was passed over again when the full destinations' waiting
-		 * deliveries may have been started (READY_HORIZON_MS).
-		 */
-		TimestampTz floor = Min(now, oldest_xact);
+	/* Read before the claim's snapshot: see schedule_claims. */
+	a->oldest_xact = a->nfull > 0 ? sw_queue_oldest_xact_start() : DT_NOEND;
+	a->n = sw_queue_claim(a->want, &w->cursor, a->full, a->nfull, w->claim_buf, a->cxt);
+}
 
-		if (w->cursor.at < floor)
-		{
-			w->cursor.at = floor;
-			w->cursor.id = 0;
-		}
-		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, READY_HORIZON_MS));
-		w->next_due = w->restart_by;
-	}
-	else
-	{
-		restart_cursor(w, now);
-		w->next_due = from_start ? sw_queue_next_due() : now;
-	}
-	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
-	if (n == 0)
-	{
-		MemoryContextDelete(cxt);
-		return;
-	}
+static void
+next_due_step(WorkerState *w, void *arg)
+{
+	*(TimestampTz *) arg = sw_queue_next_due();
+}
+
+/* Claimed deliveries join the ready list; their batch owns cxt. */
+static void
+add_claimed(WorkerState *w, MemoryContext cxt, int n)
+{
+	Batch *batch;
 
 	MemoryContextSwitchTo(cxt);
 	batch = palloc(sizeof(Batch));
@@ -696,11 +674,7 @@ claim(WorkerState *w, TimestampTz now)
 
 		job->claimed = w->claim_buf[i];
 		job->batch = batch;
-		job->host = host_of(job->claimed.url);
-		host = get_host(w, job->host);
-		if (host->key == NULL)
-			host->key = host_key(job->claimed.url, w->loop_cxt);
-		host->waiting++;
+		job->route = sw_dest_claimed(w->dests, job->claimed.url);
 		dlist_push_tail(&w->ready, &job->node);
 		w->nready++;
 	}
@@ -708,25 +682,131 @@ claim(WorkerState *w, TimestampTz now)
 	w->counts_dirty = true;
 }
 
+/* When to claim again, after a claim that read a from the cursor. */
+static void
+schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_start)
+{
+	TimestampTz due = now;
+
+	if (a->n < a->want)
+		sw_dest_claimed_all(w->dests);
+	if (a->n == a->want)
+		w->next_due = now;
+	else if (a->nfull > 0)
+	{
+		/*
+		 * What was passed over stays due: a claim from the start would read
+		 * it all again, and the next one at once, for as long as those
+		 * destinations stay full.  Go on from the latest point nothing
+		 * invisible to this claim can be due before (the start of the oldest
+		 * transaction then in progress in this database), and look at what
+		 * was passed over again when the full destinations' waiting
+		 * deliveries may have been started (SW_READY_HORIZON_MS).
+		 */
+		TimestampTz floor = Min(now, a->oldest_xact);
+
+		if (w->cursor.at < floor)
+		{
+			w->cursor.at = floor;
+			w->cursor.id = 0;
+		}
+		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, SW_READY_HORIZON_MS));
+		w->next_due = w->restart_by;
+	}
+	else
+	{
+		restart_cursor(w, now);
+		if (from_start && !queue_step(w, next_due_step, &due))
+			due = w->queue_free_at;
+		w->next_due = due;
+	}
+	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
+}
+
+/*
+ * Fill the ready list up to claim_cap: one claim transaction for many
+ * deliveries, not one per free slot.
+ */
+static void
+claim(WorkerState *w, TimestampTz now)
+{
+	ClaimArgs a;
+	bool	  from_start;
+
+	/*
+	 * Destinations with every slot busy and as many deliveries waiting as
+	 * they may keep: the claim passes over theirs (they stay pending and in
+	 * order), rather than claiming them only to hand them back.
+	 */
+	memset(&a, 0, sizeof(a));
+	a.want = w->claim_cap - w->nready;
+	a.full = palloc(sizeof(char *) * Max(sw_dest_count(w->dests), 1));
+	a.nfull = sw_dest_full(w->dests, a.full);
+
+	/*
+	 * A transaction that began before the cursor's position may have
+	 * committed deliveries behind it since: go back to the beginning now and
+	 * then, and whenever the cursor reaches the end.
+	 */
+	if (now >= w->restart_by)
+		restart_cursor(w, now);
+	from_start = w->cursor.at == DT_NOBEGIN;
+	a.cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
+	w->last_claim = now;
+	if (!queue_step(w, claim_step, &a))
+	{
+		/* The queue is locked: nothing was claimed. */
+		MemoryContextDelete(a.cxt);
+		w->next_due = w->queue_free_at;
+	}
+	else
+	{
+		/* Into the ready list first: whatever fails next, none is lost. */
+		if (a.n > 0)
+			add_claimed(w, a.cxt, a.n);
+		else
+			MemoryContextDelete(a.cxt);
+		schedule_claims(w, now, &a, from_start);
+	}
+	pfree(a.full);
+}
+
+static void
+fold_step(WorkerState *w, void *arg)
+{
+	sw_queue_fold_counts();
+}
+
+static void
+recover_step(WorkerState *w, void *arg)
+{
+	sw_queue_recover();
+}
+
+static void
+purge_step(WorkerState *w, void *arg)
+{
+	*(int64 *) arg = sw_queue_purge(sw_retention_s);
+}
+
 static void
 housekeeping(WorkerState *w, TimestampTz now)
 {
-	if (ms_until(TimestampTzPlusMilliseconds(w->last_recover, RECOVER_EVERY_MS), now) == 0)
-	{
-		sw_queue_recover();
+	int64 purged = 0;
+
+	if (ms_until(TimestampTzPlusMilliseconds(w->last_recover, RECOVER_EVERY_MS), now) == 0 &&
+		queue_step(w, recover_step, NULL))
 		w->last_recover = now;
-	}
 	if (w->counts_dirty &&
-		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0)
+		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0 &&
+		queue_step(w, fold_step, NULL))
 	{
-		sw_queue_fold_counts();
 		w->last_fold = now;
 		w->counts_dirty = false;
 	}
-	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0)
+	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0 &&
+		queue_step(w, purge_step, &purged))
 	{
-		int64 purged = sw_queue_purge(sw_retention_s);
-
 		if (purged > 0)
 			ereport(LOG, (errmsg("seriesweb: purged %lld deliveries finished more than %d seconds "
 								 "ago (seriesweb.retention)",
@@ -735,13 +815,54 @@ housekeeping(WorkerState *w, TimestampTz now)
 	}
 }
 
-static bool
-should_record(WorkerState *w, TimestampTz now)
+/* When finished attempts are to be recorded; DT_NOEND when there are none. */
+static TimestampTz
+record_due(WorkerState *w)
 {
+	TimestampTz due;
+
 	if (w->noutcomes == 0)
-		return false;
-	return w->noutcomes >= RECORD_BATCH ||
-		   ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS), now) == 0;
+		return DT_NOEND;
+	due = w->noutcomes >= RECORD_BATCH
+			  ? w->first_outcome_at
+			  : TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS);
+	return Max(due, w->queue_free_at);
+}
+
+/* With nothing in flight or ready: sleep until there is something to do. */
+static void
+wait_for_work(WorkerState *w, TimestampTz now)
+{
+	long timeout = ms_until(w->next_due, now);
+
+	timeout = Min(timeout, FOLD_EVERY_MS);
+	if (w->noutcomes > 0)
+		timeout = Min(timeout, ms_until(record_due(w), now));
+	if (w->nrelease > 0)
+		timeout = Min(timeout, ms_until(w->queue_free_at, now));
+	if (timeout > 0)
+		wait_for_latch(timeout);
+}
+
+/* After the ready list had its turn: claim more, if there is room. */
+static void
+fill_ready(WorkerState *w, TimestampTz now)
+{
+	int room = sw_max_concurrency - sw_sender_in_flight(w->sender);
+
+	/* Deliveries handed back are back in the queue before more are claimed. */
+	release_handed_back(w);
+	if (room <= 0 || w->nrelease > 0 || now < w->queue_free_at)
+		return;
+	/* Slots still free may be for deliveries handed back before: those first. */
+	pull_handed_back(w, now);
+	/* Claim once the list is down to half: claims come in big batches. */
+	if (now >= w->next_due && w->nready <= w->claim_cap / 2)
+	{
+		claim(w, now);
+		start_ready(w);
+		release_backlog(w, now);
+	}
 }
 
 static void
@@ -750,8 +871,6 @@ worker_loop(WorkerState *w)
 	for (;;)
 	{
 		TimestampTz now;
-		int			in_flight;
-		int			room;
 
 		handle_signals(w);
 		if (ShutdownRequestPending)
@@ -767,44 +886,28 @@ worker_loop(WorkerState *w)
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
 		start_ready(w);
-		/*
-		 * Claim when slots stay free after the ready list had its turn, and
-		 * the list is down to half: claims come in big batches.
-		 */
-		in_flight = sw_sender_in_flight(w->sender);
-		room = sw_max_concurrency - in_flight;
-		if (now >= w->next_due && room > 0 && w->nready <= w->claim_cap / 2)
-		{
-			claim(w, now);
-			start_ready(w);
-			release_backlog(w, now);
-		}
+		fill_ready(w, now);
 
+		/* Outcomes to record soon: look at the network briefly. */
 		if (sw_sender_in_flight(w->sender) > 0)
-			sw_sender_run(w->sender, w->noutcomes > 0 ? 1 : BUSY_POLL_MS, on_done, w);
+			sw_sender_run(w->sender, w->noutcomes > 0 && now >= w->queue_free_at ? 1 : BUSY_POLL_MS,
+						  on_done, w);
 		sw_slot_set_in_flight(my_slot, sw_sender_in_flight(w->sender));
 
 		now = GetCurrentTimestamp();
-		if (should_record(w, now))
+		if (record_due(w) <= now)
 			record_outcomes(w);
 		housekeeping(w, now);
 
-		if (sw_sender_in_flight(w->sender) == 0 && w->nready == 0)
-		{
-			long timeout = ms_until(w->next_due, now);
-
-			timeout = Min(timeout, FOLD_EVERY_MS);
-			if (w->noutcomes > 0)
-				timeout =
-					Min(timeout,
-						ms_until(TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS),
-								 now));
-			if (timeout > 0)
-				wait_for_latch(timeout);
-		}
+		/* Idle, or nothing may start until the outcomes are recorded. */
+		if (sw_sender_in_flight(w->sender) == 0 &&
+			(w->nready == 0 || w->noutcomes >= w->outcome_cap))
+			wait_for_work(w, now);
 	}
-	/* SIGTERM: keep what finished; what is in flight is sent again later. */
+	/* SIGTERM: keep what finished (one more try if the queue was locked). */
+	w->queue_free_at = 0;
 	record_outcomes(w);
+	/* What is in flight, and what was to be handed back, is sent again later. */
 }
 
 /*
@@ -852,6 +955,7 @@ sw_worker_main(Datum arg)
 
 	wait_for_extension();
 	sw_queue_recover();
+	short_lock_waits();
 
 	memset(&w, 0, sizeof(w));
 	w.loop_cxt =
@@ -859,16 +963,7 @@ sw_worker_main(Datum arg)
 	MemoryContextSwitchTo(w.loop_cxt);
 	w.sender = sw_sender_create();
 	dlist_init(&w.ready);
-	{
-		HASHCTL ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(uint32);
-		ctl.entrysize = sizeof(Host);
-		ctl.hcxt = w.loop_cxt;
-		w.hosts =
-			hash_create("seriesweb destinations", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	w.dests = sw_dest_create(w.loop_cxt);
 	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
 	w.last_fold = w.last_recover = GetCurrentTimestamp();
 	w.last_purge = 0; /* purge at start, then every PURGE_EVERY_MS */

@@ -17,7 +17,7 @@ use SeriesWebTest;
 
 my $slow = start_receiver();
 my $fast = start_receiver();
-# 4 slots: at most 3 for one destination.
+# 4 slots: at most 3 for one destination, 2 for one path of it.
 my $node = new_node('fairness', conf => "seriesweb.max_concurrency = 4\n");
 
 sub sql { return $node->safe_psql('postgres', shift) }
@@ -44,7 +44,7 @@ sql("SELECT seriesweb.add_webhook($series, 'fast', '@{[ $fast->url('/f') ]}', af
 sql("SELECT seriesweb.set_live($series)");
 
 # One statement, so both destinations' deliveries are queued interleaved:
-# the slow ones alone need at least 15 / 3 = 5 seconds.
+# the slow ones alone need at least 15 / 2 = 7.5 seconds.
 my $n = 15;
 sql("INSERT INTO seriesweb.events (user_id, name) SELECT 'u' || i, 'go' FROM generate_series(1, $n) i");
 
