@@ -25,10 +25,10 @@ seriesweb.max_concurrency = 80
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION seriesweb');
 
-# The first 60 requests hang (60 is as many as one destination may have in
-# flight: 3/4 of seriesweb.max_concurrency), so that 60 deliveries are on
-# the wire and 40 pending when the primary goes; then the receiver answers.
-set_route($recv, '/hook', (({ status => 200, delay_ms => 30000 }) x 60), { status => 200 });
+# The first requests hang, so that deliveries are on the wire (as many as
+# one path of a destination may have in flight) and the rest pending when
+# the primary goes; after those the receiver answers.
+set_route($recv, '/hook', (({ status => 200, delay_ms => 30000 }) x 100), { status => 200 });
 my $hook = webhook_series($primary, 'go', $recv->url('/hook'));
 
 $primary->backup('base');
@@ -38,7 +38,7 @@ $standby->start;
 
 $primary->safe_psql('postgres',
 	"INSERT INTO seriesweb.events (user_id, name) SELECT 'u' || i::text, 'go' FROM generate_series(1, 100) i");
-wait_for_requests($recv, '/hook', 60, 60);
+wait_for_requests($recv, '/hook', 1, 60);
 $primary->wait_for_catchup($standby);
 
 # --- The standby sends nothing and says so --------------------------------------
@@ -52,9 +52,12 @@ is($standby->safe_psql('postgres', "SELECT count(*) FROM seriesweb.deliveries"),
 
 # --- The primary goes; the standby is promoted ------------------------------------
 $primary->stop('immediate');
+my $on_the_wire = request_count($recv, '/hook');
+# What the new primary sends gets an answer at once.
+set_route($recv, '/hook', { status => 200 });
 my $promoted = time;
 $standby->promote;
-wait_for_requests($recv, '/hook', 61, 60);
+wait_for_requests($recv, '/hook', $on_the_wire + 1, 60);
 note(sprintf('promotion to the first delivery of the new primary: %.0f ms', 1000 * (time - $promoted)));
 wait_until($standby, "SELECT count(*) FROM seriesweb.deliveries WHERE block_id = $hook AND status = 'sent'",
 	'100', 'the new primary to send what was pending and what was on the wire');
@@ -64,7 +67,8 @@ my %seen;
 $seen{ decode_json($_->{body})->{delivery_id} }++ for @{ requests($recv, '/hook') };
 my @ids = split /\n/, $standby->safe_psql('postgres', "SELECT delivery_id FROM seriesweb.deliveries");
 is(scalar(grep { !$seen{$_} } @ids), 0, 'every delivery reached the receiver');
-is(scalar(grep { $seen{$_} > 1 } @ids), 60, 'only those on the wire at the failover arrived twice');
+cmp_ok($on_the_wire, '>', 0, 'requests were on the wire at the failover');
+is(scalar(grep { $seen{$_} > 1 } @ids), $on_the_wire, 'only those on the wire at the failover arrived twice');
 is($standby->safe_psql('postgres', "SELECT state FROM seriesweb.worker_status()"), 'running',
 	'worker_status after promotion');
 
