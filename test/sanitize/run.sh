@@ -33,7 +33,7 @@ mkdir -p "$build" "$logs"
 
 # 1. Build in a copy of the sources: no sanitized object or library is ever
 # left where a plain `make install` would pick it up.
-cp -R Makefile seriesweb.control src sql "$build/"
+cp -R Makefile mk seriesweb.control src sql "$build/"
 rm -f "$build"/src/*.o "$build"/src/*.bc "$build"/*.so
 echo "sanitize: building seriesweb with $clang $flags"
 make -C "$build" -s --no-print-directory all CC="$clang" COPT="$flags $quiet" PG_CONFIG="$PG_CONFIG"
