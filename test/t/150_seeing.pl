@@ -60,7 +60,8 @@ is(request_count($recv, '/busy'), 4, 'two attempts each to /busy');
 # --- The diagram, rendered by Graphviz --------------------------------------
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $dot_file = "$dir/series.dot";
-PostgreSQL::Test::Utils::append_to_file($dot_file, sql("SELECT seriesweb.series_diagram($s, 'dot')"));
+PostgreSQL::Test::Utils::append_to_file($dot_file,
+	sql("SELECT seriesweb.series_diagram($s, 'dot')"));
 
 my ($svg, $err) = ('', '');
 ok(IPC::Run::run([ 'dot', '-Tsvg', $dot_file ], '>', \$svg, '2>', \$err),
@@ -112,8 +113,15 @@ sql('CREATE ROLE exporter LOGIN IN ROLE pg_monitor');
 
 my $yml = File::Spec->catfile($ENV{TESTDIR} // '.', 'contrib', 'postgres_exporter.yml');
 my @namespaces = read_queries_file($yml);
+is( join(' ',
+		map { "$_->{namespace}=" . ($_->{cache_seconds} // 0) }
+		grep { ($_->{master} // '') eq 'true' } @namespaces),
+	'seriesweb=0 seriesweb_block=0 seriesweb_attempts=60 seriesweb_attempt_duration=60 '
+	  . 'seriesweb_queue=0 seriesweb_worker=0',
+	'every query keeps to the DSN\'s database; the last hour\'s attempts are read once a minute');
 is(join(' ', map { $_->{namespace} } @namespaces),
-	'seriesweb seriesweb_block seriesweb_attempts seriesweb_attempt_duration seriesweb_queue seriesweb_worker',
+	'seriesweb seriesweb_block seriesweb_attempts seriesweb_attempt_duration seriesweb_queue '
+	  . 'seriesweb_worker',
 	'the queries file has its six namespaces');
 
 # Each value column is a metric named namespace_column, which the view has;
@@ -137,7 +145,8 @@ for my $db ('postgres', 'quiet')
 		my $what = "$db: $ns->{namespace}";
 		my @declared = map { $_->{column} } @{ $ns->{metrics} };
 		my %usage = map { $_->{column} => $_->{usage} } @{ $ns->{metrics} };
-		my $described = $node->safe_psql($db, "$ns->{query}\\gdesc", extra_params => [ '-U', 'exporter' ]);
+		my $described = $node->safe_psql($db, "$ns->{query}\\gdesc",
+			extra_params => [ '-U', 'exporter' ]);
 		my @columns = map { [ split /\|/ ] } split /\n/, $described;
 		is(join(' ', map { $_->[0] } @columns), join(' ', @declared), "$what: the declared columns");
 		is(join(' ', map { $_->[1] } @columns),
@@ -163,15 +172,18 @@ for my $db ('postgres', 'quiet')
 }
 
 # What the deliveries imply.
-my %deliveries = map { ("$_->{block} $_->{status}" => $_->{deliveries}) } @{ $rows{'postgres seriesweb'} };
+my %deliveries =
+  map { ("$_->{block} $_->{status}" => $_->{deliveries}) } @{ $rows{'postgres seriesweb'} };
 is(join(' ', map { $deliveries{"$hook{$_} sent"} . '/' . $deliveries{"$hook{$_} failed"} . '/'
 	  . $deliveries{"$hook{$_} pending"} } qw(ok gone busy)),
 	'2/0/0 0/2/0 0/0/2', 'seriesweb_deliveries: sent/failed/pending of each webhook');
-my %reached = map { ("$_->{block} $_->{kind}" => $_->{reached_total}) } @{ $rows{'postgres seriesweb_block'} };
+my %reached =
+  map { ("$_->{block} $_->{kind}" => $_->{reached_total}) } @{ $rows{'postgres seriesweb_block'} };
 is(join(' ', map { $reached{$_} } ("$rule rule", map { "$hook{$_} webhook" } qw(ok gone busy))),
 	'2 2 2 2', 'seriesweb_block_reached_total of each block');
 my %attempts = map { ($_->{outcome} => $_->{last_hour}) } @{ $rows{'postgres seriesweb_attempts'} };
-is("$attempts{success} $attempts{failure}", '2 6', 'seriesweb_attempts_last_hour: 2 sent, 6 failed');
+is("$attempts{success} $attempts{failure}", '2 6',
+	'seriesweb_attempts_last_hour: 2 sent, 6 failed');
 my %quantile = map { ($_->{quantile} => $_->{last_hour_seconds}) }
   @{ $rows{'postgres seriesweb_attempt_duration'} };
 ok($quantile{'0.5'} > 0 && $quantile{'0.5'} < 2 && $quantile{'0.95'} >= $quantile{'0.5'},
@@ -191,14 +203,15 @@ is(join(' ', map { "$_->{state}=$_->{status}" } @{ $rows{'quiet seriesweb_worker
 
 done_testing();
 
-# read_queries_file($file) -> ({namespace, master, query, metrics => [{column,
-# usage, description}]}, ...), in file order.  A reader for exactly the
-# subset of YAML that contrib/postgres_exporter.yml is written in (Perl core
-# has no YAML parser): comments and blank lines between entries; each
-# namespace a top-level key; "master: true|false"; "query: |" followed by
-# lines indented by four spaces; "metrics:" followed by "- column:" items
-# with "usage" and a double-quoted "description".  Anything else dies,
-# naming the line, so the file cannot drift from what this test checks.
+# read_queries_file($file) -> ({namespace, master, cache_seconds, query,
+# metrics => [{column, usage, description}]}, ...), in file order.  A reader
+# for exactly the subset of YAML that contrib/postgres_exporter.yml is
+# written in (Perl core has no YAML parser): comments and blank lines
+# between entries; each namespace a top-level key; "master: true|false";
+# "cache_seconds: N"; "query: |" followed by lines indented by four spaces;
+# "metrics:" followed by "- column:" items with "usage" and a double-quoted
+# "description".  Anything else dies, naming the line, so the file cannot
+# drift from what this test checks.
 sub read_queries_file
 {
 	my ($file) = @_;
@@ -223,6 +236,7 @@ sub read_queries_file
 			undef $column;
 		}
 		elsif ($ns && $line =~ /^  master: (true|false)$/) { $ns->{master} = $1 }
+		elsif ($ns && $line =~ /^  cache_seconds: ([0-9]+)$/) { $ns->{cache_seconds} = $1 }
 		elsif ($ns && $line eq '  query: |') { $in_query = 1; $ns->{query} = '' }
 		elsif ($ns && $line eq '  metrics:') { }
 		elsif ($ns && $line =~ /^    - ([a-z_]+):$/)
