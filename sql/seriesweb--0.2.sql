@@ -915,7 +915,7 @@ CREATE INDEX delivery_attempts_started ON seriesweb.delivery_attempts (started_a
 -- One row per metric, in the shape monitoring tools scrape: Prometheus
 -- names and labels (every row has the database), the value as float8.
 -- Each branch is named by a constant, so a query for some names computes
--- only those (contrib/postgres_exporter.yml asks one name per query).
+-- only those (each query of contrib/postgres_exporter.yml names its own).
 -- Deliveries by status come from the per-block counters (cheap however
 -- many rows, and right after purges); status is the current one, so these
 -- are gauges (a retried failure leaves "failed").  Latency and attempts
