@@ -144,5 +144,213 @@ REVOKE ALL ON FUNCTION seriesweb.workers() FROM PUBLIC;
 GRANT USAGE ON SCHEMA seriesweb TO pg_monitor;
 GRANT EXECUTE ON FUNCTION seriesweb.workers() TO pg_monitor;
 
+------------------------------------------------------------------------------
+-- Seeing it: a series as a diagram, metrics for monitoring tools
+------------------------------------------------------------------------------
+
+-- Text as a diagram tool reads it between double quotes: a line break for
+-- each line end (CR LF, CR, LF, U+2028, U+2029), a space for any other
+-- control character, then the format's escapes.  mermaid: an entity code
+-- (#35; for #) for each ASCII character that it, its markdown or its HTML
+-- labels could read as syntax.  dot: a backslash before \ and " (so that
+-- \N, \l and the like stay literal) and &amp; for & (Graphviz reads
+-- entities).  Other characters, non-ASCII ones included, are kept: both
+-- tools read UTF-8, and Graphviz 2.42 mangles entities above U+FFFF.
+CREATE FUNCTION seriesweb._diagram_text(format text, t text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	SELECT string_agg(
+			CASE format
+				WHEN 'dot' THEN replace(replace(replace(p.plain, '\', '\\'), '"', '\"'), '&', '&amp;')
+				ELSE (SELECT coalesce(string_agg(
+								CASE WHEN strpos('"#$&*<>[\]^_`{|}~', c.ch) > 0
+									 THEN '#' || ascii(c.ch) || ';' ELSE c.ch END, '' ORDER BY c.i), '')
+						FROM regexp_split_to_table(p.plain, '') WITH ORDINALITY AS c(ch, i))
+			END,
+			CASE format WHEN 'dot' THEN '\n' ELSE '<br>' END ORDER BY l.n)
+	  FROM regexp_split_to_table(t, '\r\n|[\n\r\u2028\u2029]') WITH ORDINALITY AS l(line, n),
+		   LATERAL regexp_replace(l.line, '[\u0001-\u001f\u007f-\u009f]', ' ', 'g') AS p(plain)
+$$;
+
+-- One block as a node, shaped by its kind (a kind without a shape of its
+-- own is drawn round), labelled with its lines of text.
+CREATE FUNCTION seriesweb._diagram_node(format text, block_id int, kind text, lines text[])
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	label text := seriesweb._diagram_text(format, array_to_string(lines, E'\n'));
+BEGIN
+	IF format = 'dot' THEN
+		RETURN pg_catalog.format('  b%s [shape=%s, label="%s"];', block_id,
+			CASE kind WHEN 'rule' THEN 'box, style=rounded' WHEN 'webhook' THEN 'box'
+				ELSE 'ellipse' END,
+			label);
+	END IF;
+	RETURN CASE kind
+		WHEN 'rule' THEN pg_catalog.format('    b%s(["%s"])', block_id, label)
+		WHEN 'webhook' THEN pg_catalog.format('    b%s["%s"]', block_id, label)
+		ELSE pg_catalog.format('    b%s("%s")', block_id, label)
+	END;
+END
+$$;
+
+-- One connection as an edge; the not-matched path of a timed rule dashed
+-- and labelled.
+CREATE FUNCTION seriesweb._diagram_edge(format text, from_block int, to_block int, path text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE
+		WHEN format = 'dot' AND path = 'not_matched'
+			THEN pg_catalog.format('  b%s -> b%s [style=dashed, label="not matched"];', from_block, to_block)
+		WHEN format = 'dot'
+			THEN pg_catalog.format('  b%s -> b%s;', from_block, to_block)
+		WHEN path = 'not_matched'
+			THEN pg_catalog.format('  b%s -.->|not matched| b%s', from_block, to_block)
+		ELSE pg_catalog.format('  b%s --> b%s', from_block, to_block)
+	END
+$$;
+
+-- The series as text for a diagram tool, 'mermaid' (a flowchart) or 'dot'
+-- (Graphviz): one node per block with its title, kind and counts as
+-- seriesweb.block_stats has them, one edge per connection.  It shows no
+-- URL, header, body or secret, so it is SECURITY DEFINER: a role allowed
+-- to execute it (authors and viewers, see the README) needs no access to
+-- the tables behind it.
+CREATE FUNCTION seriesweb.series_diagram(series_id int, format text DEFAULT 'mermaid')
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	f text := lower(series_diagram.format);
+	heading text;
+	nodes text;
+	edges text;
+BEGIN
+	IF series_diagram.series_id IS NULL THEN
+		RAISE EXCEPTION 'series_diagram needs a series id'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'seriesweb.series_stats lists the series with their ids.';
+	END IF;
+	IF f IS NULL THEN
+		RAISE EXCEPTION 'series_diagram needs a format'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use mermaid or dot.';
+	END IF;
+	IF f NOT IN ('mermaid', 'dot') THEN
+		RAISE EXCEPTION 'unknown diagram format "%"', series_diagram.format
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use mermaid or dot.';
+	END IF;
+	SELECT s.name INTO heading FROM seriesweb.series s WHERE s.series_id = series_diagram.series_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'series % does not exist', series_diagram.series_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'seriesweb.series_stats lists the series with their ids.';
+	END IF;
+
+	-- Each kind's counts: a kind added later adds its line here (and, for a
+	-- shape of its own, to _diagram_node).  Every connection takes the
+	-- matched path until connections have a path of their own.
+	WITH b AS (
+		SELECT s.block_id, s.kind,
+			   ARRAY[s.title, s.kind || ': reached ' || s.reached]
+			   || CASE s.kind
+					WHEN 'webhook' THEN
+						ARRAY['sent ' || s.sent || ', failed ' || s.failed || ', pending ' || s.pending]
+					ELSE '{}'::text[]
+				  END AS lines
+		  FROM seriesweb.block_stats s
+		 WHERE s.series_id = series_diagram.series_id),
+	e AS (
+		SELECT c.from_block, c.to_block, 'matched' AS path
+		  FROM seriesweb.connections c
+		 WHERE c.from_block IN (SELECT b.block_id FROM b))
+	SELECT (SELECT string_agg(seriesweb._diagram_node(f, b.block_id, b.kind, b.lines), E'\n'
+							  ORDER BY b.block_id) FROM b),
+		   (SELECT string_agg(seriesweb._diagram_edge(f, e.from_block, e.to_block, e.path), E'\n'
+							  ORDER BY e.from_block, e.to_block) FROM e)
+	  INTO nodes, edges;
+
+	IF f = 'dot' THEN
+		RETURN concat_ws(E'\n',
+			'digraph series_' || series_diagram.series_id || ' {',
+			'  label="' || seriesweb._diagram_text(f, heading) || '";',
+			'  labelloc=t;',
+			nodes, edges, '}') || E'\n';
+	END IF;
+	RETURN concat_ws(E'\n',
+		'flowchart TD',
+		'  subgraph series_' || series_diagram.series_id || ' ["' || seriesweb._diagram_text(f, heading) || '"]',
+		nodes, '  end', edges) || E'\n';
+END
+$$;
+
+-- The recent attempts that seriesweb.metrics counts and times.
+CREATE INDEX delivery_attempts_started ON seriesweb.delivery_attempts (started_at);
+
+-- One row per metric, in the shape monitoring tools scrape: Prometheus
+-- names and labels (every row has the database), the value as float8.
+-- Each branch is named by a constant, so a query for some names computes
+-- only those (each query of contrib/postgres_exporter.yml names its own).
+-- Deliveries by status come from the per-block counters (cheap however
+-- many rows, and right after purges); status is the current one, so these
+-- are gauges (a retried failure leaves "failed").  Latency and attempts
+-- are those of the last hour (delivery_attempts_started); the age of the
+-- oldest due delivery reads the first entry of deliveries_due.
+CREATE VIEW seriesweb.metrics AS
+SELECT 'seriesweb_deliveries'::text AS name,
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'status', d.status) AS labels,
+	   d.value::float8 AS value
+  FROM seriesweb.block_stats b,
+	   LATERAL (VALUES ('sent', b.sent), ('failed', b.failed), ('pending', b.pending)) AS d(status, value)
+ WHERE b.kind = 'webhook'
+UNION ALL
+SELECT 'seriesweb_block_reached_total',
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
+	   b.reached::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_attempts_last_hour',
+	   jsonb_build_object('database', current_database()::text, 'outcome', o.outcome),
+	   coalesce(a.n, 0)::float8
+  FROM (VALUES ('success'), ('failure')) AS o(outcome)
+  LEFT JOIN (SELECT CASE WHEN t.error IS NULL THEN 'success' ELSE 'failure' END AS outcome,
+					count(*) AS n
+			   FROM seriesweb.delivery_attempts t
+			  WHERE t.started_at >= now() - interval '1 hour'
+			  GROUP BY 1) AS a ON a.outcome = o.outcome
+UNION ALL
+SELECT 'seriesweb_attempt_duration_last_hour_seconds',
+	   jsonb_build_object('database', current_database()::text, 'quantile', q.quantile),
+	   coalesce(q.ms / 1000, 'NaN')
+  FROM (SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.duration_ms) AS ms
+		  FROM seriesweb.delivery_attempts t
+		 WHERE t.started_at >= now() - interval '1 hour') AS a,
+	   LATERAL unnest(ARRAY['0.5', '0.95'], a.ms) AS q(quantile, ms)
+UNION ALL
+SELECT 'seriesweb_queue_depth',
+	   jsonb_build_object('database', current_database()::text),
+	   coalesce(sum(b.pending), 0)::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_queue_oldest_due_age_seconds',
+	   jsonb_build_object('database', current_database()::text),
+	   coalesce(extract(epoch FROM now() - min(d.next_attempt_at)), 0)::float8
+  FROM seriesweb.deliveries d
+ WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+UNION ALL
+SELECT 'seriesweb_worker_status',
+	   jsonb_build_object('database', coalesce(w.database, current_database()::text), 'state', w.state),
+	   1
+  FROM seriesweb.worker_status() AS w;
+
+-- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing;
+-- monitoring tools (pg_monitor) read the metrics, which call worker_status().
+REVOKE ALL ON FUNCTION seriesweb._diagram_text(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._diagram_node(text, int, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._diagram_edge(text, int, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.series_diagram(int, text) FROM PUBLIC;
+REVOKE ALL ON seriesweb.metrics FROM PUBLIC;
+GRANT SELECT ON seriesweb.metrics TO pg_monitor;
+GRANT EXECUTE ON FUNCTION seriesweb.worker_status() TO pg_monitor;
+
 -- The worker waits for this update when its library is newer: wake it.
 SELECT seriesweb._wake_worker();

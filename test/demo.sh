@@ -1,9 +1,10 @@
 #!/bin/bash
 # demo.sh — the seed scenario of the README, live: a throwaway PostgreSQL
 # cluster with seriesweb preloaded, the test receiver on 127.0.0.1, the
-# series defined and an event inserted; then it prints what the receiver got
-# and seriesweb.block_stats, and removes everything.  Run by `make demo` as
-# an unprivileged user (PostgreSQL refuses root).
+# series defined and an event inserted; then it prints what the receiver got,
+# seriesweb.block_stats and the series' diagram (drawn to seriesweb-demo.png
+# when Graphviz is installed), and removes everything else.  Run by `make
+# demo` as an unprivileged user (PostgreSQL refuses root).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -80,6 +81,17 @@ perl -MJSON::PP -ne '
 
 step "seriesweb.block_stats"
 psql -d app -c "SELECT series_name, block_id, title, kind, reached, sent, failed, pending FROM seriesweb.block_stats ORDER BY block_id"
+
+step "The series as a diagram: seriesweb.series_diagram(1) (mermaid)"
+psql -d app -Atc "SELECT seriesweb.series_diagram(1)"
+if command -v dot >/dev/null 2>&1; then
+	# In the directory make ran from, which the cleanup leaves alone.
+	png=$PWD/seriesweb-demo.png
+	psql -d app -Atc "SELECT seriesweb.series_diagram(1, 'dot')" | dot -Tpng -o "$png"
+	echo "and drawn by Graphviz: $png"
+else
+	echo "(with Graphviz installed, the demo also draws it: series_diagram(1, 'dot') | dot -Tpng)"
+fi
 
 step "seriesweb.worker_status()"
 psql -d app -c "SELECT state, database, in_flight FROM seriesweb.worker_status()"

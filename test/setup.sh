@@ -7,7 +7,7 @@ set -eu
 
 PG_MAJOR=${PG_MAJOR:-15}
 PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev
-libipc-run-perl make gcc perl ${SERIESWEB_EXTRA_PACKAGES:-}"
+libipc-run-perl make gcc perl graphviz ${SERIESWEB_EXTRA_PACKAGES:-}"
 
 missing=""
 for p in $PACKAGES; do
