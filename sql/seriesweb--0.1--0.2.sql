@@ -352,5 +352,81 @@ REVOKE ALL ON seriesweb.metrics FROM PUBLIC;
 GRANT SELECT ON seriesweb.metrics TO pg_monitor;
 GRANT EXECUTE ON FUNCTION seriesweb.worker_status() TO pg_monitor;
 
+------------------------------------------------------------------------------
+-- Replaying: retry_failed(block_id, since)
+------------------------------------------------------------------------------
+
+-- The one-argument function is replaced by one whose second argument
+-- defaults to NULL (an overload would make retry_failed(b) ambiguous);
+-- whoever was granted the old one is granted the new one (the list is kept
+-- in a setting of this transaction meanwhile).
+DO $$
+BEGIN
+	PERFORM pg_catalog.set_config('seriesweb_update.retry_failed_grantees', pg_catalog.array_to_string(ARRAY(
+		SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+		  FROM pg_catalog.pg_proc p
+		 CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+		  LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+		 WHERE p.oid = 'seriesweb.retry_failed(int)'::pg_catalog.regprocedure
+		   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), ','), true);
+END
+$$;
+DROP FUNCTION seriesweb.retry_failed(int);
+
+-- Every failed delivery of a block, or with since those that failed at or after it.
+CREATE FUNCTION seriesweb.retry_failed(block_id int, since timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.blocks b WHERE b.block_id = retry_failed.block_id) THEN
+		RAISE EXCEPTION 'block % does not exist', coalesce(retry_failed.block_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.blocks b
+				    WHERE b.block_id = retry_failed.block_id AND b.kind = 'webhook') THEN
+		RAISE EXCEPTION 'block % is a rule, not a webhook', retry_failed.block_id
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Rules have no deliveries; retry the webhook block after it.';
+	END IF;
+	RETURN seriesweb._retry(ARRAY(
+		SELECT d.delivery_id FROM seriesweb.deliveries d
+		 WHERE d.block_id = retry_failed.block_id AND d.status = 'failed'
+		   AND (retry_failed.since IS NULL OR d.finished_at >= retry_failed.since)
+		   FOR UPDATE));
+END
+$$;
+
+REVOKE ALL ON FUNCTION seriesweb.retry_failed(int, timestamptz) FROM PUBLIC;
+DO $$
+DECLARE
+	who text;
+BEGIN
+	FOREACH who IN ARRAY pg_catalog.string_to_array(
+		pg_catalog.current_setting('seriesweb_update.retry_failed_grantees'), ',') LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION seriesweb.retry_failed(int, timestamptz) TO %s', who);
+	END LOOP;
+END
+$$;
+
+------------------------------------------------------------------------------
+-- Initial privileges: only what the scripts grant
+------------------------------------------------------------------------------
+
+-- A GRANT or REVOKE in an extension script records the object's whole ACL
+-- as its initial privileges (pg_init_privs), grants a DBA gave at 0.1
+-- included, and pg_dump leaves initial privileges out of a dump: a restore
+-- would lose them.  Keep, as a fresh install records, only what the
+-- scripts grant: the owner's, PUBLIC's and pg_monitor's.
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY(
+		SELECT x FROM pg_catalog.unnest(i.initprivs) x
+		 WHERE (SELECT a.grantee FROM pg_catalog.aclexplode(ARRAY[x]) a LIMIT 1)
+			   IN (0, 'pg_monitor'::pg_catalog.regrole,
+				   (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'seriesweb')))
+  FROM pg_catalog.pg_depend d
+ WHERE i.privtype = 'e' AND d.deptype = 'e'
+   AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'seriesweb')
+   AND i.classoid = d.classid AND i.objoid = d.objid;
+
 -- The worker waits for this update when its library is newer: wake it.
 SELECT seriesweb._wake_worker();

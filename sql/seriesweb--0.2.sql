@@ -713,7 +713,8 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION seriesweb.retry_failed(block_id int) RETURNS bigint
+-- Every failed delivery of a block, or with since those that failed at or after it.
+CREATE FUNCTION seriesweb.retry_failed(block_id int, since timestamptz DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM seriesweb.blocks b WHERE b.block_id = retry_failed.block_id) THEN
@@ -729,6 +730,7 @@ BEGIN
 	RETURN seriesweb._retry(ARRAY(
 		SELECT d.delivery_id FROM seriesweb.deliveries d
 		 WHERE d.block_id = retry_failed.block_id AND d.status = 'failed'
+		   AND (retry_failed.since IS NULL OR d.finished_at >= retry_failed.since)
 		   FOR UPDATE));
 END
 $$;

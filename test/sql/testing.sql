@@ -91,4 +91,13 @@ SELECT seriesweb.retry_failed(:agent) AS retried;
 SELECT seriesweb.retry_failed(:agent) AS retried_again;
 SELECT title, sent, failed, pending FROM seriesweb.block_stats WHERE block_id IN (:w, :agent) ORDER BY block_id;
 
+-- With since, only deliveries that failed at or after it are retried.
+UPDATE seriesweb.deliveries SET status = 'failed', finished_at = now() - interval '1 day'
+ WHERE block_id = :agent;
+INSERT INTO seriesweb.block_counts (block_id, series_id, failed)
+SELECT block_id, series_id, 1 FROM seriesweb.deliveries WHERE block_id = :agent;
+SELECT seriesweb.retry_failed(:agent, since => now() - interval '1 hour') AS failed_since_an_hour;
+SELECT seriesweb.retry_failed(:agent, now() - interval '2 days') AS failed_since_two_days;
+SELECT title, sent, failed, pending FROM seriesweb.block_stats WHERE block_id = :agent;
+
 DROP EXTENSION seriesweb;

@@ -53,6 +53,10 @@ INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed)
 SELECT block_id, series_id, 1, 1 FROM seriesweb.blocks WHERE block_id = $hook;
 EOS
 
+# A grant the DBA gave at 0.1 on a function that 0.2 replaces.
+sql("CREATE ROLE author; GRANT USAGE ON SCHEMA seriesweb TO author;
+     GRANT EXECUTE ON FUNCTION seriesweb.retry_failed TO author;");
+
 # Every row of every 0.1 table and where each sequence stands, as text; the
 # update and the second look are one transaction, since its commit wakes
 # the worker, which then sends.
@@ -72,6 +76,9 @@ is(sql("SELECT extversion FROM pg_extension WHERE extname = 'seriesweb'"), '0.2'
 is($after[$_], $before[$_], "kept: " . ($tables[$_] // 'the sequences')) for 0 .. $#before;
 is(sql("SELECT count(DISTINCT installation_id) FROM seriesweb.events"), '1',
 	'existing events belong to this installation');
+is(sql("SELECT has_function_privilege('author', 'seriesweb.retry_failed(int, timestamptz)', 'EXECUTE')
+         || ' ' || has_function_privilege('public', 'seriesweb.retry_failed(int, timestamptz)', 'EXECUTE')"),
+	'true false', 'retry_failed(block, since) keeps the grants of retry_failed(block)');
 
 # The update woke the worker: what was pending or interrupted is sent.
 wait_until($node, "SELECT state FROM seriesweb.worker_status()", 'running', 'the worker to start');
@@ -95,7 +102,8 @@ is($node->safe_psql('eucjp', "SELECT extversion FROM pg_extension WHERE extname 
 
 # --- The updated schema is a fresh 0.2 install -----------------------------
 sql("CREATE DATABASE fresh");
-$node->safe_psql('fresh', 'CREATE EXTENSION seriesweb');
+$node->safe_psql('fresh', 'CREATE EXTENSION seriesweb; GRANT USAGE ON SCHEMA seriesweb TO author;
+                           GRANT EXECUTE ON FUNCTION seriesweb.retry_failed TO author;');
 
 # pg_dump leaves an extension's members out of a dump; detached (in the
 # catalog, for this comparison only) they are dumped like any object.  The
