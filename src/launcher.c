@@ -126,6 +126,33 @@ note_starved(Oid database, bool starved)
 	SpinLockRelease(&sw_shared->mutex);
 }
 
+/* What the postmaster is to start for a database: its worker, in a slot. */
+static void
+describe_worker(BackgroundWorker *worker, int slot, Oid database)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART; /* the launcher decides */
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "seriesweb");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "sw_worker_main");
+	snprintf(worker->bgw_name, BGW_MAXLEN, "seriesweb worker %u", database);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "seriesweb worker");
+	worker->bgw_main_arg = Int32GetDatum(slot);
+	worker->bgw_notify_pid = MyProcPid;
+	memcpy(worker->bgw_extra, &database, sizeof(Oid));
+}
+
+static void
+set_slot(int slot, Oid database, SwWorkerState state)
+{
+	SpinLockAcquire(&sw_shared->mutex);
+	sw_shared->slots[slot].database = database;
+	sw_shared->slots[slot].state = state;
+	sw_shared->slots[slot].detail[0] = '\0';
+	SpinLockRelease(&sw_shared->mutex);
+}
+
 /* Register the worker of a slot; false when no background worker slot is free. */
 static bool
 start_worker(Launcher *l, int slot, Oid database)
@@ -134,24 +161,8 @@ start_worker(Launcher *l, int slot, Oid database)
 	Tracked			*t = &l->tracked[slot];
 	bool			 registered;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART; /* the launcher decides */
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "seriesweb");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "sw_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "seriesweb worker %u", database);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "seriesweb worker");
-	worker.bgw_main_arg = Int32GetDatum(slot);
-	worker.bgw_notify_pid = MyProcPid;
-	memcpy(worker.bgw_extra, &database, sizeof(Oid));
-
-	SpinLockAcquire(&sw_shared->mutex);
-	sw_shared->slots[slot].database = database;
-	sw_shared->slots[slot].state = SW_WORKER_STARTING;
-	sw_shared->slots[slot].detail[0] = '\0';
-	SpinLockRelease(&sw_shared->mutex);
-
+	describe_worker(&worker, slot, database);
+	set_slot(slot, database, SW_WORKER_STARTING);
 	t->restart_at = 0;
 	t->started_at = GetCurrentTimestamp();
 	/* The handle outlives the launcher's transaction. */
@@ -161,10 +172,7 @@ start_worker(Launcher *l, int slot, Oid database)
 	if (!registered)
 	{
 		t->handle = NULL;
-		SpinLockAcquire(&sw_shared->mutex);
-		sw_shared->slots[slot].database = InvalidOid;
-		sw_shared->slots[slot].state = SW_WORKER_FREE;
-		SpinLockRelease(&sw_shared->mutex);
+		set_slot(slot, InvalidOid, SW_WORKER_FREE);
 		if (!l->starved)
 			ereport(LOG, (errmsg("seriesweb: no background worker slot is free to serve database "
 								 "%u; it waits",
@@ -172,13 +180,10 @@ start_worker(Launcher *l, int slot, Oid database)
 						  errhint("Raise max_worker_processes (now %d): seriesweb takes one "
 								  "for its launcher and one per database that has the extension.",
 								  max_worker_processes)));
-		l->starved = true;
-		note_starved(database, true);
-		return false;
 	}
-	l->starved = false;
-	note_starved(database, false);
-	return true;
+	l->starved = !registered;
+	note_starved(database, !registered);
+	return registered;
 }
 
 static int
