@@ -4,9 +4,9 @@
  *	  The destination guard: webhook requests connect only to public
  *	  addresses, and to the networks seriesweb.allowed_networks names.
  *
- * A webhook sender is an SSRF tool by design: whoever may define a block
+ A webhook sender is an SSRF tool by design: whoever may define a block
  * makes the database server send requests.  So the check sits where libcurl
- * opens a socket (CURLOPT_OPENSOCKETFUNCTION, installed by sender.c): after
+ * opens a socket (sockets.c, libcurl's CURLOPT_OPENSOCKETFUNCTION): after
  * DNS resolution, for every connection and every address libcurl falls back
  * to.  A name that resolves to a public address once and to 127.0.0.1 the
  * next time (DNS rebinding) is caught the second time; kept-alive
@@ -20,9 +20,10 @@
  * encodings of the addresses it contains.
  *
  * The setting's check hook parses it once per reload into a flat array
- * (the GUC "extra"), so the socket callback does no parsing and no
- * allocation: it runs inside libcurl, where an ereport would longjmp
- * through curl's stack.  Refusals are written into the transfer instead.
+ * (the GUC "extra"), so sw_guard_allows does no parsing and no allocation:
+ * it runs inside libcurl, where an ereport would longjmp through curl's
+ * stack.  Refusals are written into the caller's SwRefusal instead.  The
+ * guard only judges addresses: opening sockets is sockets.c's job.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,16 +31,11 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "fmgr.h"
 #include "guard.h"
-#include "sender.h"
-#include "settings.h"
-#include "storage/fd.h"
 #include "utils/builtins.h"
 
 #define ALLOW_HINT "(allow it with seriesweb.allowed_networks)"
@@ -292,115 +288,75 @@ format_address(const SwAddress *a, char *buf, size_t len)
 
 /* Why a connection was refused, and the same without the address. */
 static void
-describe_refusal(const SwAddress *a, const SwVerdict *v, SwTransfer *t)
+describe_refusal(const SwAddress *a, const SwVerdict *v, SwRefusal *refusal)
 {
 	char text[INET6_ADDRSTRLEN];
 	char ipv4[INET6_ADDRSTRLEN];
 
 	format_address(a, text, sizeof(text));
-	snprintf(t->guard_summary, sizeof(t->guard_summary),
+	snprintf(refusal->summary, sizeof(refusal->summary),
 			 "destination refused: %s address " ALLOW_HINT, class_names[v->cls]);
 	if (v->encoding == NULL)
 	{
-		snprintf(t->guard_error, sizeof(t->guard_error),
+		snprintf(refusal->error, sizeof(refusal->error),
 				 "destination %s refused: %s address " ALLOW_HINT, text, class_names[v->cls]);
 		return;
 	}
 	format_address(&v->ipv4, ipv4, sizeof(ipv4));
-	snprintf(t->guard_error, sizeof(t->guard_error),
+	snprintf(refusal->error, sizeof(refusal->error),
 			 "destination %s refused: %s address %s in %s form " ALLOW_HINT, text,
 			 class_names[v->cls], ipv4, v->encoding);
 }
 
 /* ------------------------------------------------------------------------
- * The libcurl callback
+ * Addresses as libcurl hands them to sockets.c
  * ------------------------------------------------------------------------
  */
 
 static bool
-address_from_sockaddr(const struct curl_sockaddr *sa, SwAddress *a)
+address_from_sockaddr(int family, const struct sockaddr *sa, size_t addrlen, SwAddress *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->family = sa->family;
-	if (sa->family == AF_INET && sa->addrlen >= sizeof(struct sockaddr_in))
-		memcpy(a->bytes, &((const struct sockaddr_in *) &sa->addr)->sin_addr, 4);
-	else if (sa->family == AF_INET6 && sa->addrlen >= sizeof(struct sockaddr_in6))
-		memcpy(a->bytes, &((const struct sockaddr_in6 *) &sa->addr)->sin6_addr, 16);
+	a->family = family;
+	if (family == AF_INET && addrlen >= sizeof(struct sockaddr_in))
+		memcpy(a->bytes, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+	else if (family == AF_INET6 && addrlen >= sizeof(struct sockaddr_in6))
+		memcpy(a->bytes, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
 	else
 		return false;
 	return true;
 }
 
-/* Running out of descriptors is a configuration problem: say which. */
-static void
-describe_socket_failure(const SwAddress *a, int err, SwTransfer *t)
+bool
+sw_guard_allows(int family, const struct sockaddr *addr, size_t addrlen, SwRefusal *refusal)
 {
-	char text[INET6_ADDRSTRLEN];
+	SwAddress a;
+	SwVerdict v;
 
-	format_address(a, text, sizeof(text));
-	if (err == EMFILE || err == ENFILE)
-		snprintf(t->guard_summary, sizeof(t->guard_summary),
-				 "could not open a connection: %s (each request in flight holds a file "
-				 "descriptor: lower seriesweb.max_concurrency, now %d, or raise the server's "
-				 "open files limit)",
-				 strerror(err), sw_max_concurrency);
-	else
-		snprintf(t->guard_summary, sizeof(t->guard_summary), "could not open a connection: %s",
-				 strerror(err));
-	/* The summary with the address after "connection". */
-	snprintf(t->guard_error, sizeof(t->guard_error), "could not open a connection to %s%s", text,
-			 t->guard_summary + strlen("could not open a connection"));
-}
-
-curl_socket_t
-sw_guard_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	SwTransfer	 *t = (SwTransfer *) clientp;
-	SwAddress	  a;
-	SwVerdict	  v;
-	int			  type = address->socktype;
-	curl_socket_t fd;
-
-	if (!address_from_sockaddr(address, &a))
+	if (!address_from_sockaddr(family, addr, addrlen, &a))
 	{
-		snprintf(t->guard_error, sizeof(t->guard_error),
-				 "destination refused: address family %d is neither IPv4 nor IPv6",
-				 address->family);
-		strlcpy(t->guard_summary, t->guard_error, sizeof(t->guard_summary));
-		return CURL_SOCKET_BAD;
+		snprintf(refusal->error, sizeof(refusal->error),
+				 "destination refused: address family %d is neither IPv4 nor IPv6", family);
+		strlcpy(refusal->summary, refusal->error, sizeof(refusal->summary));
+		return false;
 	}
 	classify(&a, &v);
-	if (!is_allowed(&a, &v))
-	{
-		describe_refusal(&a, &v, t);
-		return CURL_SOCKET_BAD;
-	}
-#ifdef SOCK_CLOEXEC
-	/* A kept-alive connection must not leak into COPY ... PROGRAM children. */
-	type |= SOCK_CLOEXEC;
-#endif
-	/* Count it against the server's descriptor budget, as fd.c would. */
-	if (!AcquireExternalFD())
-	{
-		describe_socket_failure(&a, EMFILE, t);
-		return CURL_SOCKET_BAD;
-	}
-	fd = socket(address->family, type, address->protocol);
-	if (fd == CURL_SOCKET_BAD)
-	{
-		describe_socket_failure(&a, errno, t);
-		ReleaseExternalFD();
-	}
-	return fd;
+	if (is_allowed(&a, &v))
+		return true;
+	describe_refusal(&a, &v, refusal);
+	return false;
 }
 
-int
-sw_guard_close_socket(void *clientp, curl_socket_t fd)
+void
+sw_guard_format_sockaddr(int family, const struct sockaddr *addr, size_t addrlen, char *buf,
+						 size_t len)
 {
-	int rc = close(fd);
+	SwAddress a;
 
-	ReleaseExternalFD();
-	return rc;
+	if (address_from_sockaddr(family, addr, addrlen, &a))
+		format_address(&a, buf, len);
+	else
+		strlcpy(buf, "?", len);
 }
 
 /* ------------------------------------------------------------------------

@@ -2,8 +2,8 @@
  *
  * guard.h
  *	  The destination guard: which addresses a webhook request may connect
- *	  to.  sender.c installs sw_guard_open_socket on every libcurl handle, so
- *	  each connection is checked after DNS resolution; settings.c wires the
+ *	  to.  sockets.c asks it about every address libcurl is about to
+ *	  connect to, after DNS resolution; settings.c wires the
  *	  seriesweb.allowed_networks hooks.
  *
  *-------------------------------------------------------------------------
@@ -13,20 +13,28 @@
 
 #include "postgres.h"
 
-#include <curl/curl.h>
+#include <sys/socket.h>
 
 #include "utils/guc.h"
 
-/*
- * CURLOPT_OPENSOCKETFUNCTION; clientp is the SwTransfer.  Opens the socket
- * when the resolved address may be reached, otherwise writes why into the
- * transfer's guard_error and returns CURL_SOCKET_BAD (never ereports).
- */
-extern curl_socket_t sw_guard_open_socket(void *clientp, curlsocktype purpose,
-										  struct curl_sockaddr *address);
+/* Why no connection was opened: for authors, and without the address for viewers. */
+typedef struct SwRefusal
+{
+	char error[256];   /* "" while nothing was refused */
+	char summary[256]; /* the same without the address */
+} SwRefusal;
 
-/* CURLOPT_CLOSESOCKETFUNCTION: close a socket opened above, release its budget. */
-extern int sw_guard_close_socket(void *clientp, curl_socket_t fd);
+/*
+ * May a connection go to this address (family AF_INET or AF_INET6, as
+ * libcurl passes it)?  If not, writes why into *refusal.  Allocates nothing
+ * and never ereports: it runs inside libcurl.
+ */
+extern bool sw_guard_allows(int family, const struct sockaddr *addr, size_t addrlen,
+							SwRefusal *refusal);
+
+/* The address in text form ("?" if it is not IPv4 or IPv6), for messages. */
+extern void sw_guard_format_sockaddr(int family, const struct sockaddr *addr, size_t addrlen,
+									 char *buf, size_t len);
 
 /* Check and assign hooks of seriesweb.allowed_networks. */
 extern bool sw_guard_check_allowed_networks(char **newval, void **extra, GucSource source);

@@ -34,11 +34,11 @@
 #include <curl/curl.h>
 #include <strings.h>
 
-#include "guard.h"
 #include "mb/pg_wchar.h"
 #include "response.h"
 #include "sender.h"
 #include "settings.h"
+#include "sockets.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -269,11 +269,11 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_WRITEDATA, t);
 	EASY_SETOPT(easy, CURLOPT_HEADERFUNCTION, read_header);
 	EASY_SETOPT(easy, CURLOPT_HEADERDATA, t);
-	/* Every connection, after DNS resolution: the SSRF check (guard.c). */
-	t->guard_error[0] = t->guard_summary[0] = '\0';
-	EASY_SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, sw_guard_open_socket);
-	EASY_SETOPT(easy, CURLOPT_OPENSOCKETDATA, t);
-	EASY_SETOPT(easy, CURLOPT_CLOSESOCKETFUNCTION, sw_guard_close_socket);
+	/* Every connection, after DNS resolution: the SSRF check (sockets.c). */
+	t->refusal.error[0] = t->refusal.summary[0] = '\0';
+	EASY_SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, sw_open_guarded_socket);
+	EASY_SETOPT(easy, CURLOPT_OPENSOCKETDATA, &t->refusal);
+	EASY_SETOPT(easy, CURLOPT_CLOSESOCKETFUNCTION, sw_close_guarded_socket);
 	EASY_SETOPT(easy, CURLOPT_FRESH_CONNECT, (long) s->forget_connections);
 }
 
@@ -295,10 +295,10 @@ set_result(SwTransfer *t, CURLcode code)
 	 */
 	if (code == CURLE_OPERATION_TIMEDOUT)
 		t->error = psprintf("timed out after %d ms (seriesweb.timeout)", sw_timeout_ms);
-	else if (code != CURLE_OK && t->guard_error[0] != '\0')
+	else if (code != CURLE_OK && t->refusal.error[0] != '\0')
 	{
-		t->error = pstrdup(t->guard_error);
-		t->summary = pstrdup(t->guard_summary);
+		t->error = pstrdup(t->refusal.error);
+		t->summary = pstrdup(t->refusal.summary);
 	}
 	else if (code != CURLE_OK)
 	{

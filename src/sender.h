@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "guard.h"
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 
@@ -53,11 +54,10 @@ typedef struct SwTransfer
 	void			  *easy;
 	struct curl_slist *slist;
 	char			  *errbuf;
-	char			   guard_error[256];   /* why guard.c refused a connection, or "" */
-	char			   guard_summary[256]; /* the same without the address */
-	int				   body_limit;		   /* seriesweb.response_body_limit at the start */
-	int64			   stalled_at_start;   /* the sender's stalled_us when it started */
-	dlist_node		   in_flight_node;	   /* in the sender's list, oldest first */
+	SwRefusal		   refusal;			 /* why sockets.c opened no connection */
+	int				   body_limit;		 /* seriesweb.response_body_limit at the start */
+	int64			   stalled_at_start; /* the sender's stalled_us when it started */
+	dlist_node		   in_flight_node;	 /* in the sender's list, oldest first */
 } SwTransfer;
 
 typedef void (*SwDoneCallback)(SwTransfer *t, void *arg);

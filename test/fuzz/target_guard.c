@@ -4,7 +4,8 @@
  *	  Fuzz target "guard": parse seriesweb.allowed_networks with the
  *	  setting's check hook, then classify one address both ways the guard
  *	  sees addresses: as text (seriesweb._classify_address and
- *	  _address_allowed) and as libcurl hands it to the socket callback.
+ *	  _address_allowed) and as libcurl hands it to the socket callback
+ *	  (sockets.c, which asks the guard).
  *
  * Input: two sections (harness.h) — the setting's value and an address.
  *
@@ -16,8 +17,8 @@
  *	- a refusal says why, naming the setting that would allow it;
  *	- a public address, or one the setting lists verbatim, is allowed.
  * No connection is ever made: an allowed address gets a socket, closed at
- * once (with the guard's own close callback, which returns the descriptor
- * to the server's budget).
+ * once (with the matching close callback, which returns the descriptor to
+ * the server's budget).
  *
  *-------------------------------------------------------------------------
  */
@@ -34,7 +35,7 @@
 
 #include "guard.h"
 #include "harness.h"
-#include "sender.h"
+#include "sockets.h"
 
 enum
 {
@@ -111,38 +112,38 @@ lists_verbatim(const char *list, const char *address)
  * it did not get to decide (socket() itself failed).
  */
 static bool
-open_socket(const char *address, SwTransfer *t, bool *verdict)
+open_socket(const char *address, SwRefusal *refusal, bool *verdict)
 {
 	struct curl_sockaddr *sa = to_sockaddr(address);
 	struct curl_sockaddr  unknown = {.family = AF_UNIX, .socktype = SOCK_STREAM};
 	curl_socket_t		  fd;
 
-	sw_fuzz_no_error_begin("sw_guard_open_socket");
-	fd = sw_guard_open_socket(t, CURLSOCKTYPE_IPCXN, sa ? sa : &unknown);
+	sw_fuzz_no_error_begin("sw_open_guarded_socket");
+	fd = sw_open_guarded_socket(refusal, CURLSOCKTYPE_IPCXN, sa ? sa : &unknown);
 	sw_fuzz_no_error_end();
-	if (strnlen(t->guard_error, sizeof(t->guard_error)) == sizeof(t->guard_error))
-		sw_fuzz_finding("guard_error is not NUL-terminated");
-	if (fd == CURL_SOCKET_BAD && t->guard_error[0] == '\0')
+	if (strnlen(refusal->error, sizeof(refusal->error)) == sizeof(refusal->error))
+		sw_fuzz_finding("the refusal is not NUL-terminated");
+	if (fd == CURL_SOCKET_BAD && refusal->error[0] == '\0')
 		sw_fuzz_finding("address \"%s\" refused without a reason", address);
 	if (fd != CURL_SOCKET_BAD)
-		sw_guard_close_socket(t, fd);
+		sw_close_guarded_socket(refusal, fd);
 	if (sa == NULL && fd != CURL_SOCKET_BAD)
 		sw_fuzz_finding("a socket was opened for the non-IP address \"%s\"", address);
-	*verdict = fd != CURL_SOCKET_BAD || strncmp(t->guard_error, "could not open", 14) != 0;
+	*verdict = fd != CURL_SOCKET_BAD || strncmp(refusal->error, "could not open", 14) != 0;
 	return fd != CURL_SOCKET_BAD;
 }
 
 static void
 classify(const char *networks, const char *address, SwFuzzCounts *counts)
 {
-	SwTransfer t;
-	bool	   opened;
-	bool	   verdict;
-	bool	   allowed;
-	char	  *cls;
+	SwRefusal refusal;
+	bool	  opened;
+	bool	  verdict;
+	bool	  allowed;
+	char	 *cls;
 
-	memset(&t, 0, sizeof(t));
-	opened = open_socket(address, &t, &verdict);
+	memset(&refusal, 0, sizeof(refusal));
+	opened = open_socket(address, &refusal, &verdict);
 	/* The SQL functions refuse what is not an address, with an ERROR. */
 	cls =
 		TextDatumGetCString(DirectFunctionCall1(sw_classify_address, CStringGetTextDatum(address)));
@@ -154,8 +155,8 @@ classify(const char *networks, const char *address, SwFuzzCounts *counts)
 		sw_fuzz_finding("address \"%s\" (%s): the socket callback %s it, _address_allowed says %s",
 						address, cls, opened ? "allowed" : "refused",
 						allowed ? "allowed" : "refused");
-	if (!allowed && strstr(t.guard_error, "seriesweb.allowed_networks") == NULL)
-		sw_fuzz_finding("refusal of \"%s\" does not name the setting: %s", address, t.guard_error);
+	if (!allowed && strstr(refusal.error, "seriesweb.allowed_networks") == NULL)
+		sw_fuzz_finding("refusal of \"%s\" does not name the setting: %s", address, refusal.error);
 	if (!allowed && (strcmp(cls, "public") == 0 || lists_verbatim(networks, address)))
 		sw_fuzz_finding("address \"%s\" (%s) refused although public or listed in \"%s\"", address,
 						cls, networks);
