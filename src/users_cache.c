@@ -39,6 +39,7 @@
 #include "settings.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "text_hash.h"
 #include "users_cache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -91,47 +92,6 @@ static HTAB			*pending = NULL;
 static uint64 xact_generation = 0;
 /* This transaction changed seriesweb.users: advance the generation at commit. */
 static bool users_changed_in_xact = false;
-
-static uint32
-text_key_hash(const void *key, Size keysize)
-{
-	const text *t = *(text *const *) key;
-
-	return hash_bytes((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
-
-static int
-text_key_match(const void *a, const void *b, Size keysize)
-{
-	const text *x = *(text *const *) a;
-	const text *y = *(text *const *) b;
-
-	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
-				   memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0
-			   ? 0
-			   : 1;
-}
-
-HTAB *
-sw_text_set_create(const char *name, MemoryContext cxt)
-{
-	return sw_text_map_create(name, sizeof(text *), cxt);
-}
-
-HTAB *
-sw_text_map_create(const char *name, Size entrysize, MemoryContext cxt)
-{
-	HASHCTL ctl;
-
-	Assert(entrysize >= sizeof(text *));
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(text *);
-	ctl.entrysize = entrysize;
-	ctl.hash = text_key_hash;
-	ctl.match = text_key_match;
-	ctl.hcxt = cxt;
-	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-}
 
 /* ---- the shared set ---- */
 

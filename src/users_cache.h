@@ -11,13 +11,11 @@
 
 #include "postgres.h"
 
-#include "utils/hsearch.h"
-
-/* A set of text values (keys are text pointers, compared by content). */
-extern HTAB *sw_text_set_create(const char *name, MemoryContext cxt);
-
-/* The same keyed map: entries of entrysize bytes that start with the key. */
-extern HTAB *sw_text_map_create(const char *name, Size entrysize, MemoryContext cxt);
+/*
+ * Only for matcher.c, batch.c and queue.c, which took the text hash tables
+ * from here: once they include text_hash.h themselves, this line goes.
+ */
+#include "text_hash.h"
 
 /* Shared memory: request it (shmem_request_hook), then attach to it. */
 extern void sw_users_cache_shmem_request(void);
