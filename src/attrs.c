@@ -3,7 +3,9 @@
  * attrs.c
  *	  Parse attribute paths and resolve them against a user/company/event
  *	  context.  See attrs.h for the rules; filter.c and render.c are the
- *	  callers.
+ *	  callers.  The context is built from JSON by the SQL-callable test
+ *	  functions, and its user part from a result row (plans.h) by the
+ *	  matcher and test_webhook.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,6 +15,7 @@
 
 #include "attrs.h"
 #include "catalog/pg_type.h"
+#include "plans.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/date.h"
@@ -331,4 +334,15 @@ sw_context_from_jsonb(Jsonb *doc, SwContext *ctx)
 	part = field(&root, "block");
 	ctx->block_id = (int32) field_int(part, "id");
 	ctx->block_title = field_text(part, "title");
+}
+
+void
+sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col)
+{
+	ctx->user_email = sw_col_text(tup, desc, col);
+	ctx->user_name = sw_col_text(tup, desc, col + 1);
+	ctx->user_attrs = sw_col_jsonb(tup, desc, col + 2);
+	ctx->company_id = sw_col_text(tup, desc, col + 3);
+	ctx->company_name = sw_col_text(tup, desc, col + 4);
+	ctx->company_attrs = sw_col_jsonb(tup, desc, col + 5);
 }

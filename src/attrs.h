@@ -16,6 +16,8 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
@@ -96,6 +98,13 @@ extern bool sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbVa
  * Every part is optional.
  */
 extern void sw_context_from_jsonb(Jsonb *doc, SwContext *ctx);
+
+/*
+ * The user and company fields of ctx from columns col .. col + 5 of an SPI
+ * result row: email, name, attributes, company_id, company name, company
+ * attributes.
+ */
+extern void sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col);
 
 /* The JSON text of a looked-up value (strings quoted), palloc'd. */
 extern char *sw_jsonb_value_to_json(const JsonbValue *value);

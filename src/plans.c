@@ -58,14 +58,3 @@ sw_col_text(HeapTuple tup, TupleDesc desc, int col)
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
-
-void
-sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col)
-{
-	ctx->user_email = sw_col_text(tup, desc, col);
-	ctx->user_name = sw_col_text(tup, desc, col + 1);
-	ctx->user_attrs = sw_col_jsonb(tup, desc, col + 2);
-	ctx->company_id = sw_col_text(tup, desc, col + 3);
-	ctx->company_name = sw_col_text(tup, desc, col + 4);
-	ctx->company_attrs = sw_col_jsonb(tup, desc, col + 5);
-}

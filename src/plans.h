@@ -12,7 +12,6 @@
 
 #include "postgres.h"
 
-#include "attrs.h"
 #include "executor/spi.h"
 #include "utils/jsonb.h"
 
@@ -34,11 +33,5 @@ extern Jsonb *sw_col_jsonb(HeapTuple tup, TupleDesc desc, int col);
 
 /* Column col (text) of a result row as a C string; NULL when SQL NULL. */
 extern char *sw_col_text(HeapTuple tup, TupleDesc desc, int col);
-
-/*
- * The user and company fields of ctx from columns col .. col + 5 of a row:
- * email, name, attributes, company_id, company name, company attributes.
- */
-extern void sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col);
 
 #endif /* SERIESWEB_PLANS_H */
