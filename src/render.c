@@ -14,8 +14,8 @@
  * URL's shape and of the header names and values, the length limits of the
  * rendered URL and headers, and the SQL-callable functions.  Template
  * strings (the URL, a header value, a string of the body) are compiled and
- * rendered by template.c, the body by body.c; template.h is what the three
- * share.
+ * rendered by render_template.c, the body by render_body.c;
+ * render_internal.h is what the three share.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,7 +33,7 @@
 
 #include "render.h"
 #include "settings.h"
-#include "template.h"
+#include "render_internal.h"
 
 /*
  * Longest URL a delivery may have, rendered: 8 kB is what common servers

@@ -247,7 +247,7 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_URL, t->url);
 	/*
 	 * Send the path the block wrote: libcurl would remove its "." and ".."
-	 * segments, sending /a/../b to /b (values never make one: template.h).
+	 * segments, sending /a/../b to /b (values never make one: render_internal.h).
 	 */
 	EASY_SETOPT(easy, CURLOPT_PATH_AS_IS, 1L);
 	EASY_SETOPT(easy, CURLOPT_CUSTOMREQUEST, t->method);

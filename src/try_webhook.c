@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * test.c
+ * try_webhook.c
  *	  seriesweb.test_webhook() and seriesweb.preview(): try a webhook block
  *	  against a test user before the series goes live.
  *

@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * body.c
+ * render_body.c
  *	  Webhook bodies: compile a block's JSON body once, then render it per
  *	  delivery, as JSON or form-encoded; or render the default payload.
  *
  * The body becomes "pieces": runs of literal JSON, template strings
- * (template.c), and strings that are exactly one placeholder and so keep
+ * (render_template.c), and strings that are exactly one placeholder and so keep
  * the attribute's JSON type.  We parse the body's json text ourselves, with
  * PostgreSQL's JSON parser, because jsonb would lose the key order the user
  * wrote.  In a form-encoded body each top-level key is a field: a string
  * value is a form-encoded template string, any other value its rendered
  * JSON, form-encoded.  A block without a body sends the default payload
  * (delivery id, series, block, user, company, event).  render.c calls this
- * file through template.h.
+ * file through render_internal.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,7 +26,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "template.h"
+#include "render_internal.h"
 
 /* Body compilation state, shared by the JSON parser callbacks. */
 typedef struct SwBodyParse

@@ -1,15 +1,15 @@
 /*-------------------------------------------------------------------------
  *
- * template.h
+ * render_internal.h
  *	  The compiled webhook template, shared by the three files that build
  *	  and render it: render.c (method, URL, headers; render.h's interface),
- *	  template.c (template strings: segments, encoders) and body.c (the
- *	  body).  Other files use render.h.
+ *	  render_template.c (template strings: segments, encoders) and
+ *	  render_body.c (the body).  Other files use render.h.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef SERIESWEB_TEMPLATE_H
-#define SERIESWEB_TEMPLATE_H
+#ifndef SERIESWEB_RENDER_INTERNAL_H
+#define SERIESWEB_RENDER_INTERNAL_H
 
 #include "common/jsonapi.h"
 #include "lib/stringinfo.h"
@@ -134,25 +134,25 @@ sw_ascii_alnum(unsigned char c)
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-/* template.c: encoders and JSON output */
+/* render_template.c: encoders and JSON output */
 extern void			   sw_append_form_encoded(StringInfo buf, const char *s, int len);
 extern void			   sw_append_json_string(StringInfo buf, const char *s, int len);
 extern void			   sw_append_jsonb_or_empty(StringInfo buf, Jsonb *doc);
 extern JsonLexContext *sw_make_lexer(const char *json, int len);
 extern void			   sw_free_lexer(JsonLexContext *lex);
 
-/* template.c: template strings */
+/* render_template.c: template strings */
 extern void sw_compile_text(const char *src, int len, const char *part, SwTextEncoding enc,
 							SwTemplateText *out);
 extern bool sw_text_has_placeholder(const SwTemplateText *t);
 extern void sw_render_text(SwRender *r, StringInfo buf, const SwTemplateText *t);
 extern void sw_render_whole_value(SwRender *r, StringInfo buf, const SwSegment *seg);
 
-/* body.c */
+/* render_body.c */
 extern void sw_compile_body(SwWebhookTemplate *t, const char *body_json);
 extern void sw_render_pieces(SwRender *r, StringInfo buf, const SwBodyPiece *pieces, int npieces);
 extern void sw_render_form(SwRender *r, StringInfo buf, const SwWebhookTemplate *t);
 extern void sw_render_default_payload(const SwContext *ctx, int64 delivery_id, bool form,
 									  StringInfo buf);
 
-#endif /* SERIESWEB_TEMPLATE_H */
+#endif /* SERIESWEB_RENDER_INTERNAL_H */

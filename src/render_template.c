@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * template.c
+ * render_template.c
  *	  Template strings: compile the text of a webhook's URL, of a header
  *	  value or of a string in its body once, then render it per delivery.
  *
@@ -10,12 +10,12 @@
  * encoding: a header value as is, a URL percent-encoded, a string of a JSON
  * body escaped, a form field form-encoded.  In a URL it also depends on the
  * part: each placeholder is encoded for the part its literal text puts it
- * in, the host or what follows (template.h).  A bad placeholder is an
+ * in, the host or what follows (render_internal.h).  A bad placeholder is an
  * ereport(ERROR) at compile time; rendering never raises one, and stops once
  * the text passes the caller's limit.
  *
- * render.c (URL and headers) and body.c (the body) use this file through
- * template.h, and so share its encoders, its compact JSON output of jsonb
+ * render.c (URL and headers) and render_body.c (the body) use this file
+ * through render_internal.h, and so share its encoders, its compact JSON output of jsonb
  * values and its wrapper of PostgreSQL's JSON lexer.
  *
  *-------------------------------------------------------------------------
@@ -31,7 +31,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "template.h"
+#include "render_internal.h"
 
 #define PLACEHOLDER_HINT                                                                         \
 	"Write {user.name}, or {user.name | fallback: \"text\"} for a default; write {{ and }} for " \
