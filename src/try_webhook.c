@@ -43,8 +43,9 @@ typedef struct TestRequest
 	int				  nheaders;
 } TestRequest;
 
+/* Column col of a result row in its text form, as psql shows it; NULL when SQL NULL. */
 static char *
-col_text(HeapTuple tup, TupleDesc desc, int col)
+column_as_text(HeapTuple tup, TupleDesc desc, int col)
 {
 	return SPI_getvalue(tup, desc, col);
 }
@@ -58,14 +59,24 @@ list_users(uint64 n)
 	initStringInfo(&buf);
 	for (uint64 i = 0; i < n; i++)
 	{
-		char *email = col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		char *email = column_as_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
 		appendStringInfo(&buf, "%s%s (%s)", i ? ", " : "",
-						 col_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						 column_as_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
 						 email ? email : "no email");
 	}
 	return buf.data;
 }
+
+/* Users whose id, email or name contain what was asked for, to suggest. */
+/* clang-format off */
+static const char similar_users_sql[] =
+	"SELECT user_id, email FROM seriesweb.users "
+	" WHERE strpos(lower(user_id), lower($1)) > 0 "
+	"    OR strpos(lower(email), lower($1)) > 0 "
+	"    OR strpos(lower(name), lower($1)) > 0 "
+	" ORDER BY user_id LIMIT 5";
+/* clang-format on */
 
 static void
 user_not_found(const char *test_user)
@@ -74,12 +85,7 @@ user_not_found(const char *test_user)
 	Datum  args[1] = {CStringGetTextDatum(test_user)};
 	uint64 n;
 
-	SPI_execute_with_args("SELECT user_id, email FROM seriesweb.users "
-						  " WHERE strpos(lower(user_id), lower($1)) > 0 "
-						  "    OR strpos(lower(email), lower($1)) > 0 "
-						  "    OR strpos(lower(name), lower($1)) > 0 "
-						  " ORDER BY user_id LIMIT 5",
-						  1, argtypes, args, NULL, true, 0);
+	SPI_execute_with_args(similar_users_sql, 1, argtypes, args, NULL, true, 0);
 	n = SPI_processed;
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
@@ -88,6 +94,17 @@ user_not_found(const char *test_user)
 				   : errdetail("No user's id, email or name contains it either."),
 			 errhint("Pass the user_id, email or exact name of an existing seriesweb.users row.")));
 }
+
+/* The test user and its company; up to 5 rows, to list them when ambiguous. */
+/* clang-format off */
+static const char test_user_sql[] =
+	"SELECT u.user_id, u.email, u.name, u.attributes, "
+	"       u.company_id, c.name, c.attributes "
+	"  FROM seriesweb.users u "
+	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
+	" WHERE u.user_id = $1 OR lower(u.email) = lower($1) OR u.name = $1 "
+	" ORDER BY u.user_id LIMIT 5";
+/* clang-format on */
 
 /* Fill the user and company part of ctx (allocated in cxt) from the test user. */
 static void
@@ -98,13 +115,7 @@ load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 	HeapTuple tup;
 	TupleDesc desc;
 
-	if (SPI_execute_with_args("SELECT u.user_id, u.email, u.name, u.attributes, "
-							  "       u.company_id, c.name, c.attributes "
-							  "  FROM seriesweb.users u "
-							  "  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
-							  " WHERE u.user_id = $1 OR lower(u.email) = lower($1) OR u.name = $1 "
-							  " ORDER BY u.user_id LIMIT 5",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(test_user_sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "seriesweb: could not look up the test user");
 	if (SPI_processed == 0)
 		user_not_found(test_user);
@@ -119,66 +130,45 @@ load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
 	MemoryContextSwitchTo(cxt);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	ctx->user_id = col_text(tup, desc, 1);
+	ctx->user_id = column_as_text(tup, desc, 1);
 	sw_ctx_set_user(ctx, tup, desc, 2);
 }
 
-/*
- * Load the block and the test user, render, and add the sender's headers.
- * Runs its own SPI connection; everything returned is in the caller's
- * context.
- */
-static void
-prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
-{
-	MemoryContext	   caller = CurrentMemoryContext;
-	Oid				   argtypes[1] = {INT4OID};
-	Datum			   args[1] = {Int32GetDatum(block_id)};
-	HeapTuple		   tup;
-	TupleDesc		   desc;
-	SwContext		   ctx;
-	SwWebhookTemplate *tmpl;
-	bool			   isnull;
-	char			  *secret;
-	char			  *error;
-	bool			   has_agent = false;
+/* clang-format off */
+static const char webhook_block_sql[] =
+	"SELECT b.kind, b.title, b.method, b.url, b.headers, b.body::text, "
+	"       b.secret, s.series_id, s.name "
+	"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
+	" WHERE b.block_id = $1";
+/* clang-format on */
 
-	memset(&ctx, 0, sizeof(ctx));
-	SPI_connect();
-	if (SPI_execute_with_args(
-			"SELECT b.kind, b.title, b.method, b.url, b.headers, b.body::text, "
-			"       b.secret, s.series_id, s.name "
-			"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
-			" WHERE b.block_id = $1",
-			1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+/* The row of webhook_block_sql for the block; an error if it is not a webhook. */
+static HeapTuple
+read_webhook_block(int32 block_id, TupleDesc *desc)
+{
+	Oid		  argtypes[1] = {INT4OID};
+	Datum	  args[1] = {Int32GetDatum(block_id)};
+	HeapTuple tup;
+
+	if (SPI_execute_with_args(webhook_block_sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "seriesweb: could not read block %d", block_id);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND), errmsg("block %d does not exist", block_id)));
 	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	if (strcmp(col_text(tup, desc, 1), "webhook") != 0)
+	*desc = SPI_tuptable->tupdesc;
+	if (strcmp(column_as_text(tup, *desc, 1), "webhook") != 0)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("block %d is a rule, not a webhook", block_id),
 						errhint("Test the webhook block that follows it.")));
+	return tup;
+}
 
-	MemoryContextSwitchTo(caller);
-	ctx.block_id = block_id;
-	ctx.block_title = col_text(tup, desc, 2);
-	ctx.series_id = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-	ctx.series_name = col_text(tup, desc, 9);
-	secret = col_text(tup, desc, 7);
-	tmpl = sw_webhook_compile(col_text(tup, desc, 3), col_text(tup, desc, 4),
-							  DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull)),
-							  col_text(tup, desc, 6));
-
-	load_test_user(test_user, &ctx, caller);
-	memset(&tr->req, 0, sizeof(tr->req));
-	error = sw_webhook_render(tmpl, &ctx, 0, &tr->req);
-	if (error)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("webhook block %d cannot be sent to user \"%s\": %s", block_id,
-							   ctx.user_id, error)));
+/* What the worker adds to a rendered request: User-Agent and signature. */
+static void
+add_sender_headers(TestRequest *tr, const char *secret)
+{
+	bool has_agent = false;
 
 	tr->nheaders = tr->req.nheaders;
 	tr->headers = palloc(sizeof(char *) * (tr->nheaders + 1));
@@ -194,6 +184,47 @@ prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
 		tr->headers = sw_sign_headers(secret, msg_id, tr->req.body, tr->req.body_len, tr->headers,
 									  &tr->nheaders);
 	}
+}
+
+/*
+ * Load the block and the test user, render, and add the sender's headers.
+ * Runs its own SPI connection; everything returned is in the caller's
+ * context.
+ */
+static void
+prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
+{
+	MemoryContext	   caller = CurrentMemoryContext;
+	HeapTuple		   tup;
+	TupleDesc		   desc;
+	SwContext		   ctx;
+	SwWebhookTemplate *tmpl;
+	bool			   isnull;
+	char			  *secret;
+	char			  *error;
+
+	memset(&ctx, 0, sizeof(ctx));
+	SPI_connect();
+	tup = read_webhook_block(block_id, &desc);
+
+	MemoryContextSwitchTo(caller);
+	ctx.block_id = block_id;
+	ctx.block_title = column_as_text(tup, desc, 2);
+	ctx.series_id = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+	ctx.series_name = column_as_text(tup, desc, 9);
+	secret = column_as_text(tup, desc, 7);
+	tmpl = sw_webhook_compile(column_as_text(tup, desc, 3), column_as_text(tup, desc, 4),
+							  DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull)),
+							  column_as_text(tup, desc, 6));
+
+	load_test_user(test_user, &ctx, caller);
+	memset(&tr->req, 0, sizeof(tr->req));
+	error = sw_webhook_render(tmpl, &ctx, 0, &tr->req);
+	if (error)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("webhook block %d cannot be sent to user \"%s\": %s", block_id,
+							   ctx.user_id, error)));
+	add_sender_headers(tr, secret);
 	SPI_finish();
 }
 
@@ -230,7 +261,7 @@ headers_jsonb(char **lines, int n)
 }
 
 static void
-check_args(FunctionCallInfo fcinfo)
+require_block_and_user(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -247,7 +278,7 @@ sw_preview(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	check_args(fcinfo);
+	require_block_and_user(fcinfo);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "seriesweb: preview must return a record");
 	prepare_test_request(PG_GETARG_INT32(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), &tr);
@@ -260,7 +291,7 @@ sw_preview(PG_FUNCTION_ARGS)
 }
 
 static void
-test_done(SwTransfer *t, void *arg)
+note_request_done(SwTransfer *t, void *arg)
 {
 	*(bool *) arg = true;
 }
@@ -274,11 +305,11 @@ send_and_wait(SwTransfer *t)
 
 	PG_TRY();
 	{
-		sw_sender_start(sender, t, test_done, &done);
+		sw_sender_start(sender, t, note_request_done, &done);
 		while (!done)
 		{
 			CHECK_FOR_INTERRUPTS();
-			sw_sender_run(sender, 50, test_done, &done);
+			sw_sender_run(sender, 50, note_request_done, &done);
 		}
 	}
 	PG_FINALLY();
@@ -314,7 +345,7 @@ sw_test_webhook(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
 
-	check_args(fcinfo);
+	require_block_and_user(fcinfo);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "seriesweb: test_webhook must return a record");
 	prepare_test_request(PG_GETARG_INT32(0), text_to_cstring(PG_GETARG_TEXT_PP(1)), &tr);
