@@ -76,6 +76,28 @@ split_keys(const char *text, int len, SwAttrPath *path)
 	return NULL;
 }
 
+/* The index of the root named name in root_names, or -1. */
+static int
+root_index(const char *name)
+{
+	for (int root = 0; root < lengthof(root_names); root++)
+		if (strcmp(name, root_names[root]) == 0)
+			return root;
+	return -1;
+}
+
+/* Series and blocks have only an id and a label (a name, a title). */
+static char *
+check_series_or_block_field(const SwAttrPath *path)
+{
+	const char *label = path->root == SW_ROOT_SERIES ? "name" : "title";
+
+	if (path->nkeys != 1 || (strcmp(path->keys[0], "id") != 0 && strcmp(path->keys[0], label) != 0))
+		return psprintf("attribute \"%s\" is unknown (%s has only id and %s)", path->text,
+						root_names[path->root], label);
+	return NULL;
+}
+
 char *
 sw_attr_parse(const char *text, int len, SwAttrPath *path)
 {
@@ -94,10 +116,8 @@ sw_attr_parse(const char *text, int len, SwAttrPath *path)
 	if (err)
 		return err;
 
-	for (root = 0; root < lengthof(root_names); root++)
-		if (strcmp(path->keys[0], root_names[root]) == 0)
-			break;
-	if (root == lengthof(root_names))
+	root = root_index(path->keys[0]);
+	if (root < 0)
 		return psprintf(
 			"attribute \"%s\" has unknown root \"%s\" (use user, company, event, series or block)",
 			path->text, path->keys[0]);
@@ -110,14 +130,7 @@ sw_attr_parse(const char *text, int len, SwAttrPath *path)
 	path->nkeys--;
 
 	if (path->root == SW_ROOT_SERIES || path->root == SW_ROOT_BLOCK)
-	{
-		const char *label = path->root == SW_ROOT_SERIES ? "name" : "title";
-
-		if (path->nkeys != 1 ||
-			(strcmp(path->keys[0], "id") != 0 && strcmp(path->keys[0], label) != 0))
-			return psprintf("attribute \"%s\" is unknown (%s has only id and %s)", path->text,
-							root_names[root], label);
-	}
+		return check_series_or_block_field(path);
 	return NULL;
 }
 
@@ -140,9 +153,9 @@ set_int(JsonbValue *v, int64 n)
 #endif
 }
 
-/* Walk keys[from..] into a jsonb container value. */
+/* Walk keys[0..nkeys) into a jsonb container value. */
 static bool
-walk(JsonbValue *cur, char **keys, int nkeys)
+walk_keys(JsonbValue *cur, char **keys, int nkeys)
 {
 	for (int i = 0; i < nkeys; i++)
 	{
@@ -165,14 +178,14 @@ walk(JsonbValue *cur, char **keys, int nkeys)
 }
 
 static bool
-lookup_in(Jsonb *doc, char **keys, int nkeys, JsonbValue *result)
+lookup_in_jsonb(Jsonb *doc, char **keys, int nkeys, JsonbValue *result)
 {
 	if (doc == NULL)
 		return false;
 	result->type = jbvBinary;
 	result->val.binary.data = &doc->root;
 	result->val.binary.len = VARSIZE(doc) - VARHDRSZ;
-	return walk(result, keys, nkeys);
+	return walk_keys(result, keys, nkeys);
 }
 
 /* A built-in text field: present only when non-NULL and the path ends here. */
@@ -185,65 +198,94 @@ builtin_text(const char *value, int nkeys, JsonbValue *result)
 	return true;
 }
 
-bool
-sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
+static bool
+lookup_user(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
 {
 	const char *k = path->keys[0];
 
+	if (strcmp(k, "id") == 0)
+		return builtin_text(ctx->user_id, path->nkeys, result);
+	if (strcmp(k, "email") == 0)
+		return builtin_text(ctx->user_email, path->nkeys, result);
+	if (strcmp(k, "name") == 0)
+		return builtin_text(ctx->user_name, path->nkeys, result);
+	return lookup_in_jsonb(ctx->user_attrs, path->keys, path->nkeys, result);
+}
+
+/* A user without company has no company attributes, built-in or not. */
+static bool
+lookup_company(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
+{
+	const char *k = path->keys[0];
+
+	if (ctx->company_id == NULL)
+		return false;
+	if (strcmp(k, "id") == 0)
+		return builtin_text(ctx->company_id, path->nkeys, result);
+	if (strcmp(k, "name") == 0)
+		return builtin_text(ctx->company_name, path->nkeys, result);
+	return lookup_in_jsonb(ctx->company_attrs, path->keys, path->nkeys, result);
+}
+
+/* event.occurred_at in ISO 8601, as JSON writes timestamps; missing without an event. */
+static bool
+lookup_event_time(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
+{
+	char buf[MAXDATELEN + 1];
+
+	if (path->nkeys != 1 || ctx->event_name == NULL)
+		return false;
+	JsonEncodeDateTime(buf, TimestampTzGetDatum(ctx->event_occurred_at), TIMESTAMPTZOID, NULL);
+	set_string(result, pstrdup(buf));
+	return true;
+}
+
+static bool
+lookup_event(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
+{
+	const char *k = path->keys[0];
+
+	if (strcmp(k, "name") == 0)
+		return builtin_text(ctx->event_name, path->nkeys, result);
+	if (strcmp(k, "id") == 0)
+	{
+		if (path->nkeys != 1 || ctx->event_id == 0)
+			return false;
+		set_int(result, ctx->event_id);
+		return true;
+	}
+	if (strcmp(k, "occurred_at") == 0)
+		return lookup_event_time(ctx, path, result);
+	return lookup_in_jsonb(ctx->event_props, path->keys, path->nkeys, result);
+}
+
+/* Series and blocks: their id, else their label (sw_attr_parse allows no other key). */
+static bool
+lookup_id_or_label(int32 id, const char *label, const SwAttrPath *path, JsonbValue *result)
+{
+	if (strcmp(path->keys[0], "id") == 0)
+	{
+		set_int(result, id);
+		return true;
+	}
+	return builtin_text(label, path->nkeys, result);
+}
+
+bool
+sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
+{
 	switch (path->root)
 	{
 		case SW_ROOT_USER:
-			if (strcmp(k, "id") == 0)
-				return builtin_text(ctx->user_id, path->nkeys, result);
-			if (strcmp(k, "email") == 0)
-				return builtin_text(ctx->user_email, path->nkeys, result);
-			if (strcmp(k, "name") == 0)
-				return builtin_text(ctx->user_name, path->nkeys, result);
-			return lookup_in(ctx->user_attrs, path->keys, path->nkeys, result);
+			return lookup_user(ctx, path, result);
 		case SW_ROOT_COMPANY:
-			if (ctx->company_id == NULL)
-				return false;
-			if (strcmp(k, "id") == 0)
-				return builtin_text(ctx->company_id, path->nkeys, result);
-			if (strcmp(k, "name") == 0)
-				return builtin_text(ctx->company_name, path->nkeys, result);
-			return lookup_in(ctx->company_attrs, path->keys, path->nkeys, result);
+			return lookup_company(ctx, path, result);
 		case SW_ROOT_EVENT:
-			if (strcmp(k, "name") == 0)
-				return builtin_text(ctx->event_name, path->nkeys, result);
-			if (strcmp(k, "id") == 0)
-			{
-				if (path->nkeys != 1 || ctx->event_id == 0)
-					return false;
-				set_int(result, ctx->event_id);
-				return true;
-			}
-			if (strcmp(k, "occurred_at") == 0)
-			{
-				char buf[MAXDATELEN + 1];
-
-				if (path->nkeys != 1 || ctx->event_name == NULL)
-					return false;
-				JsonEncodeDateTime(buf, TimestampTzGetDatum(ctx->event_occurred_at), TIMESTAMPTZOID,
-								   NULL);
-				set_string(result, pstrdup(buf));
-				return true;
-			}
-			return lookup_in(ctx->event_props, path->keys, path->nkeys, result);
+			return lookup_event(ctx, path, result);
 		case SW_ROOT_SERIES:
-			if (strcmp(k, "id") == 0)
-			{
-				set_int(result, ctx->series_id);
-				return true;
-			}
-			return builtin_text(ctx->series_name, path->nkeys, result);
+			return lookup_id_or_label(ctx->series_id, ctx->series_name, path, result);
 		case SW_ROOT_BLOCK:
-			if (strcmp(k, "id") == 0)
-			{
-				set_int(result, ctx->block_id);
-				return true;
-			}
-			return builtin_text(ctx->block_title, path->nkeys, result);
+			return lookup_id_or_label(ctx->block_id, ctx->block_title, path, result);
 	}
 	return false;
 }
@@ -260,7 +302,7 @@ sw_jsonb_value_to_json(const JsonbValue *value)
 
 /* Field "key" of object "obj" as a JsonbValue, or NULL. */
 static JsonbValue *
-field(JsonbValue *obj, const char *key)
+object_field(JsonbValue *obj, const char *key)
 {
 	if (obj == NULL || obj->type != jbvBinary || !JsonContainerIsObject(obj->val.binary.data))
 		return NULL;
@@ -270,7 +312,7 @@ field(JsonbValue *obj, const char *key)
 static const char *
 field_text(JsonbValue *obj, const char *key)
 {
-	JsonbValue *v = field(obj, key);
+	JsonbValue *v = object_field(obj, key);
 
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
@@ -282,7 +324,7 @@ field_text(JsonbValue *obj, const char *key)
 static Jsonb *
 field_jsonb(JsonbValue *obj, const char *key)
 {
-	JsonbValue *v = field(obj, key);
+	JsonbValue *v = object_field(obj, key);
 
 	return (v == NULL || v->type == jbvNull) ? NULL : JsonbValueToJsonb(v);
 }
@@ -307,18 +349,18 @@ sw_context_from_jsonb(Jsonb *doc, SwContext *ctx)
 	root.val.binary.data = &doc->root;
 	root.val.binary.len = VARSIZE(doc) - VARHDRSZ;
 
-	part = field(&root, "user");
+	part = object_field(&root, "user");
 	ctx->user_id = field_text(part, "id");
 	ctx->user_email = field_text(part, "email");
 	ctx->user_name = field_text(part, "name");
 	ctx->user_attrs = field_jsonb(part, "attributes");
 
-	part = field(&root, "company");
+	part = object_field(&root, "company");
 	ctx->company_id = field_text(part, "id");
 	ctx->company_name = field_text(part, "name");
 	ctx->company_attrs = field_jsonb(part, "attributes");
 
-	part = field(&root, "event");
+	part = object_field(&root, "event");
 	ctx->event_id = field_int(part, "id");
 	ctx->event_name = field_text(part, "name");
 	ctx->event_props = field_jsonb(part, "properties");
@@ -327,11 +369,11 @@ sw_context_from_jsonb(Jsonb *doc, SwContext *ctx)
 		ctx->event_occurred_at = DatumGetTimestampTz(DirectFunctionCall3(
 			timestamptz_in, CStringGetDatum(ts), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 
-	part = field(&root, "series");
+	part = object_field(&root, "series");
 	ctx->series_id = (int32) field_int(part, "id");
 	ctx->series_name = field_text(part, "name");
 
-	part = field(&root, "block");
+	part = object_field(&root, "block");
 	ctx->block_id = (int32) field_int(part, "id");
 	ctx->block_title = field_text(part, "title");
 }
