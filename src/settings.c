@@ -84,6 +84,37 @@ sw_database_served(const char *name)
 	return served;
 }
 
+/* One entry of seriesweb.retry_delays, in ms; false with the GUC detail if bad. */
+static bool
+parse_retry_delay(const char *item, int *ms)
+{
+	const char *hint = NULL;
+
+	if (!parse_int(item, ms, GUC_UNIT_MS, &hint) || *ms < 0 || *ms > 24 * 3600 * 1000)
+	{
+		GUC_check_errdetail("\"%s\" is not a duration between 0 and 1 day.", item);
+		if (hint)
+			GUC_check_errhint("%s", hint);
+		return false;
+	}
+	return true;
+}
+
+/* GUC extras are freed by guc.c: PG 16 moved them to its own allocator. */
+static void *
+guc_extra_copy(const void *value, size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+	void *extra = guc_malloc(LOG, size);
+#else
+	void *extra = malloc(size);
+#endif
+
+	if (extra != NULL)
+		memcpy(extra, value, size);
+	return extra;
+}
+
 static bool
 check_retry_delays(char **newval, void **extra, GucSource source)
 {
@@ -106,31 +137,12 @@ check_retry_delays(char **newval, void **extra, GucSource source)
 	}
 	foreach (lc, items)
 	{
-		const char *hint = NULL;
-		int			ms;
-
-		if (!parse_int((const char *) lfirst(lc), &ms, GUC_UNIT_MS, &hint) || ms < 0 ||
-			ms > 24 * 3600 * 1000)
-		{
-			GUC_check_errdetail("\"%s\" is not a duration between 0 and 1 day.",
-								(const char *) lfirst(lc));
-			if (hint)
-				GUC_check_errhint("%s", hint);
+		if (!parse_retry_delay((const char *) lfirst(lc), &parsed.ms[parsed.count]))
 			return false;
-		}
-		parsed.ms[parsed.count++] = ms;
+		parsed.count++;
 	}
-
-	/* GUC extras are freed by guc.c: PG 16 moved them to its own allocator. */
-#if PG_VERSION_NUM >= 160000
-	*extra = guc_malloc(LOG, sizeof(RetryDelays));
-#else
-	*extra = malloc(sizeof(RetryDelays));
-#endif
-	if (*extra == NULL)
-		return false;
-	memcpy(*extra, &parsed, sizeof(RetryDelays));
-	return true;
+	*extra = guc_extra_copy(&parsed, sizeof(RetryDelays));
+	return *extra != NULL;
 }
 
 static void
