@@ -284,6 +284,41 @@ body_scalar(void *state, char *token, JsonTokenType type)
 	SW_JSON_DONE;
 }
 
+/* The parse state of a body, with room for 8 levels, pieces and fields to start. */
+static void
+init_body_parse(SwBodyParse *st, SwWebhookTemplate *t, const char *body_json)
+{
+	memset(st, 0, sizeof(*st));
+	st->tmpl = t;
+	st->body_text = body_json;
+	st->form = t->format == SW_BODY_FORM;
+	initStringInfo(&st->pending);
+	initStringInfo(&st->path);
+	st->maxdepth = 8;
+	st->path_lens = palloc(st->maxdepth * sizeof(int));
+	st->indexes = palloc(st->maxdepth * sizeof(int));
+	st->maxpieces = st->maxfields = 8;
+	t->pieces = palloc(st->maxpieces * sizeof(SwBodyPiece));
+	t->fields = palloc(st->maxfields * sizeof(SwFormField));
+}
+
+/* The JSON parser's callbacks that compile the body into st. */
+static void
+init_body_callbacks(JsonSemAction *sem, SwBodyParse *st)
+{
+	memset(sem, 0, sizeof(*sem));
+	sem->semstate = st;
+	sem->object_start = body_object_start;
+	sem->object_end = body_object_end;
+	sem->array_start = body_array_start;
+	sem->array_end = body_array_end;
+	sem->object_field_start = body_field_start;
+	sem->object_field_end = body_field_end;
+	sem->array_element_start = body_element_start;
+	sem->array_element_end = body_element_end;
+	sem->scalar = body_scalar;
+}
+
 void
 sw_compile_body(SwWebhookTemplate *t, const char *body_json)
 {
@@ -292,31 +327,8 @@ sw_compile_body(SwWebhookTemplate *t, const char *body_json)
 	JsonLexContext	  *lex;
 	JsonParseErrorType rc;
 
-	memset(&st, 0, sizeof(st));
-	st.tmpl = t;
-	st.body_text = body_json;
-	st.form = t->format == SW_BODY_FORM;
-	initStringInfo(&st.pending);
-	initStringInfo(&st.path);
-	st.maxdepth = 8;
-	st.path_lens = palloc(st.maxdepth * sizeof(int));
-	st.indexes = palloc(st.maxdepth * sizeof(int));
-	st.maxpieces = st.maxfields = 8;
-	t->pieces = palloc(st.maxpieces * sizeof(SwBodyPiece));
-	t->fields = palloc(st.maxfields * sizeof(SwFormField));
-
-	memset(&sem, 0, sizeof(sem));
-	sem.semstate = &st;
-	sem.object_start = body_object_start;
-	sem.object_end = body_object_end;
-	sem.array_start = body_array_start;
-	sem.array_end = body_array_end;
-	sem.object_field_start = body_field_start;
-	sem.object_field_end = body_field_end;
-	sem.array_element_start = body_element_start;
-	sem.array_element_end = body_element_end;
-	sem.scalar = body_scalar;
-
+	init_body_parse(&st, t, body_json);
+	init_body_callbacks(&sem, &st);
 	lex = sw_make_lexer(body_json, strlen(body_json));
 	rc = pg_parse_json(lex, &sem);
 	if (rc != JSON_SUCCESS)

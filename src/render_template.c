@@ -229,6 +229,38 @@ append_separator(StringInfo buf, int start)
 		appendStringInfoCharMacro(buf, ',');
 }
 
+/* One token of a jsonb iteration, as compact JSON; start is where the container began. */
+static void
+append_json_token(StringInfo buf, JsonbIteratorToken tok, JsonbValue *v, int start)
+{
+	switch (tok)
+	{
+		case WJB_BEGIN_OBJECT:
+		case WJB_BEGIN_ARRAY:
+			append_separator(buf, start);
+			appendStringInfoCharMacro(buf, tok == WJB_BEGIN_OBJECT ? '{' : '[');
+			break;
+		case WJB_END_OBJECT:
+		case WJB_END_ARRAY:
+			appendStringInfoCharMacro(buf, tok == WJB_END_OBJECT ? '}' : ']');
+			break;
+		case WJB_KEY:
+			append_separator(buf, start);
+			append_json_value(buf, v);
+			appendStringInfoCharMacro(buf, ':');
+			break;
+		case WJB_ELEM:
+			append_separator(buf, start);
+			append_json_value(buf, v);
+			break;
+		case WJB_VALUE:
+			append_json_value(buf, v);
+			break;
+		default:
+			break;
+	}
+}
+
 static void
 append_json_container(StringInfo buf, JsonbContainer *c)
 {
@@ -245,34 +277,7 @@ append_json_container(StringInfo buf, JsonbContainer *c)
 	}
 	it = JsonbIteratorInit(c);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		switch (tok)
-		{
-			case WJB_BEGIN_OBJECT:
-			case WJB_BEGIN_ARRAY:
-				append_separator(buf, start);
-				appendStringInfoCharMacro(buf, tok == WJB_BEGIN_OBJECT ? '{' : '[');
-				break;
-			case WJB_END_OBJECT:
-			case WJB_END_ARRAY:
-				appendStringInfoCharMacro(buf, tok == WJB_END_OBJECT ? '}' : ']');
-				break;
-			case WJB_KEY:
-				append_separator(buf, start);
-				append_json_value(buf, &v);
-				appendStringInfoCharMacro(buf, ':');
-				break;
-			case WJB_ELEM:
-				append_separator(buf, start);
-				append_json_value(buf, &v);
-				break;
-			case WJB_VALUE:
-				append_json_value(buf, &v);
-				break;
-			default:
-				break;
-		}
-	}
+		append_json_token(buf, tok, &v, start);
 }
 
 /* A jsonb document, or {} when there is none. */
