@@ -155,7 +155,7 @@ static SwFilter *compile_element(JsonbValue *element, CompileState *st);
 
 /* "filter condition 2.1", "filter group 3", "top-level filter group". */
 static char *
-location(const CompileState *st, const char *what)
+position_name(const CompileState *st, const char *what)
 {
 	StringInfoData buf;
 
@@ -263,7 +263,7 @@ compile_group(FilterKind kind, JsonbContainer *array, CompileState *st)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("filter groups are nested more than %d levels deep", FILTER_MAX_DEPTH),
-				 errdetail("The %s is at level %d.", location(st, "group"), st->depth + 1),
+				 errdetail("The %s is at level %d.", position_name(st, "group"), st->depth + 1),
 				 errhint("Flatten the filter: an \"all\" inside an \"all\" (or an \"any\" inside "
 						 "an \"any\") can be merged into it.")));
 
@@ -296,10 +296,10 @@ compile_group_object(JsonbContainer *obj, const char *kind_name, CompileState *s
 			continue;
 		if (key_is(&v, "all") || key_is(&v, "any"))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("%s has both \"all\" and \"any\"", location(st, "group")),
+							errmsg("%s has both \"all\" and \"any\"", position_name(st, "group")),
 							errhint(GROUP_HINT)));
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s has the key \"%.*s\" besides \"%s\"", location(st, "group"),
+						errmsg("%s has the key \"%.*s\" besides \"%s\"", position_name(st, "group"),
 							   v.val.string.len, v.val.string.val, kind_name),
 						errhint(GROUP_HINT)));
 	}
@@ -307,7 +307,7 @@ compile_group_object(JsonbContainer *obj, const char *kind_name, CompileState *s
 	array = object_field(obj, kind_name, &buf);
 	if (!is_container(array, true))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s: \"%s\" must be an array, not %s", location(st, "group"),
+						errmsg("%s: \"%s\" must be an array, not %s", position_name(st, "group"),
 							   kind_name, describe_value(array)),
 						errhint(GROUP_HINT)));
 	return compile_group(strcmp(kind_name, "all") == 0 ? FILTER_ALL : FILTER_ANY,
@@ -352,7 +352,7 @@ read_condition_keys(JsonbContainer *obj, CompileState *st, JsonbValue **attr, Js
 			slot = value;
 		else
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("%s has an unknown key \"%.*s\"", location(st, "condition"),
+							errmsg("%s has an unknown key \"%.*s\"", position_name(st, "condition"),
 								   key.val.string.len, key.val.string.val),
 							errhint(CONDITION_HINT)));
 		tok = JsonbIteratorNext(&it, &v, true);
@@ -369,17 +369,17 @@ compile_attribute(JsonbValue *attr, CompileState *st, SwAttrPath *path)
 
 	if (attr == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s has no \"attribute\"", location(st, "condition")),
+						errmsg("%s has no \"attribute\"", position_name(st, "condition")),
 						errhint(CONDITION_HINT)));
 	if (attr->type != jbvString)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s: \"attribute\" must be a string, not %s",
-							   location(st, "condition"), describe_value(attr)),
+							   position_name(st, "condition"), describe_value(attr)),
 						errhint(CONDITION_HINT)));
 	err = sw_attr_parse(attr->val.string.val, attr->val.string.len, path);
 	if (err != NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s: %s", location(st, "condition"), err),
+						errmsg("%s: %s", position_name(st, "condition"), err),
 						errhint("Attributes look like user.plan, company.name, event.cart.total or "
 								"event.items.0.sku.")));
 }
@@ -388,19 +388,19 @@ static const OperatorInfo *
 compile_operator(JsonbValue *op, CompileState *st)
 {
 	if (op == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no \"op\"", location(st, "condition")), errhint(OPERATORS_HINT)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s has no \"op\"", position_name(st, "condition")),
+						errhint(OPERATORS_HINT)));
 	if (op->type != jbvString)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s: \"op\" must be a string, not %s", location(st, "condition"),
-							   describe_value(op)),
+						errmsg("%s: \"op\" must be a string, not %s",
+							   position_name(st, "condition"), describe_value(op)),
 						errhint(OPERATORS_HINT)));
 	for (int i = 0; i < lengthof(operators); i++)
 		if (key_is(op, operators[i].name))
 			return &operators[i];
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("%s: unknown operator \"%.*s\"", location(st, "condition"),
+					errmsg("%s: unknown operator \"%.*s\"", position_name(st, "condition"),
 						   op->val.string.len, op->val.string.val),
 					errhint(OPERATORS_HINT)));
 	pg_unreachable();
@@ -441,21 +441,21 @@ compile_value(const OperatorInfo *info, JsonbValue *value, CompileState *st, Fil
 
 	if (info->rule == VALUE_NONE && value != NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s: operator \"%s\" takes no \"value\"", location(st, "condition"),
-							   info->name),
+						errmsg("%s: operator \"%s\" takes no \"value\"",
+							   position_name(st, "condition"), info->name),
 						errhint("Remove \"value\": exists holds when the attribute is present "
 								"(even as JSON null), not_exists when it is missing.")));
 	if (info->rule == VALUE_NONE)
 		return;
 	if (value == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s: operator \"%s\" needs a \"value\"", location(st, "condition"),
-							   info->name),
+						errmsg("%s: operator \"%s\" needs a \"value\"",
+							   position_name(st, "condition"), info->name),
 						errhint(CONDITION_HINT)));
 	if (!value_fits(info, value, cond))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: operator \"%s\" needs %s, not %s", location(st, "condition"),
+				 errmsg("%s: operator \"%s\" needs %s, not %s", position_name(st, "condition"),
 						info->name, wanted[info->rule], describe_value(value)),
 				 info->rule == VALUE_ORDERED ? errhint(TIMESTAMP_HINT)
 				 : info->rule == VALUE_ARRAY ? errhint("Write \"value\": [\"pro\", \"team\"].")
@@ -495,7 +495,7 @@ compile_element(JsonbValue *element, CompileState *st)
 		return compile_group(FILTER_ALL, element->val.binary.data, st);
 	if (!is_container(element, false))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s must be an object, not %s", location(st, "condition"),
+						errmsg("%s must be an object, not %s", position_name(st, "condition"),
 							   describe_value(element)),
 						errhint(CONDITION_HINT)));
 	c = element->val.binary.data;
@@ -651,6 +651,16 @@ eval_affix(const JsonbValue *attr, const JsonbValue *value, bool prefix)
 				  value->val.string.val, len) == 0;
 }
 
+/* "in": equal to one of the listed values. */
+static bool
+eval_in(const JsonbValue *attr, const FilterCondition *cond)
+{
+	for (int i = 0; i < cond->nelems; i++)
+		if (values_equal(attr, &cond->elems[i]))
+			return true;
+	return false;
+}
+
 static bool
 eval_condition(const FilterCondition *cond, const SwContext *ctx)
 {
@@ -684,10 +694,7 @@ eval_condition(const FilterCondition *cond, const SwContext *ctx)
 		case OP_ENDS_WITH:
 			return eval_affix(attr, &cond->value, false);
 		case OP_IN:
-			for (int i = 0; i < cond->nelems; i++)
-				if (values_equal(attr, &cond->elems[i]))
-					return true;
-			return false;
+			return eval_in(attr, cond);
 		case OP_EXISTS:
 			return true;
 		case OP_NOT_EXISTS:
