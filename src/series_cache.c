@@ -23,6 +23,7 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "plans.h"
 #include "series_cache.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -42,7 +43,7 @@ typedef struct BlockEntry
 } BlockEntry;
 
 static void
-invalidate_cb(Datum arg, Oid relid)
+mark_cache_stale(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == watched_relids[0] || relid == watched_relids[1] ||
 		relid == watched_relids[2])
@@ -52,7 +53,7 @@ invalidate_cb(Datum arg, Oid relid)
 void
 sw_cache_register(void)
 {
-	CacheRegisterRelcacheCallback(invalidate_cb, (Datum) 0);
+	CacheRegisterRelcacheCallback(mark_cache_stale, (Datum) 0);
 }
 
 uint32
@@ -62,7 +63,7 @@ sw_name_hash(const char *name)
 }
 
 static HTAB *
-make_map(MemoryContext cxt, const char *what, Size keysize, Size entrysize)
+create_blob_map(MemoryContext cxt, const char *what, Size keysize, Size entrysize)
 {
 	HASHCTL ctl;
 
@@ -86,14 +87,13 @@ cache_query(SwCache *c, const char *sql, const char *what)
 	MemoryContextSwitchTo(c->cxt);
 }
 
-static char *
-text_col(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool  isnull;
-	Datum d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
+/* The tables whose changes invalidate the cache, and the deliveries' sequence. */
+/* clang-format off */
+static const char relids_sql[] =
+	"SELECT 'seriesweb.series'::regclass::oid, 'seriesweb.blocks'::regclass::oid, "
+	"'seriesweb.connections'::regclass::oid, "
+	"pg_get_serial_sequence('seriesweb.deliveries', 'delivery_id')::regclass::oid";
+/* clang-format on */
 
 static void
 load_relids(SwCache *c)
@@ -102,11 +102,7 @@ load_relids(SwCache *c)
 	TupleDesc desc;
 	bool	  isnull;
 
-	cache_query(c,
-				"SELECT 'seriesweb.series'::regclass::oid, 'seriesweb.blocks'::regclass::oid, "
-				"'seriesweb.connections'::regclass::oid, "
-				"pg_get_serial_sequence('seriesweb.deliveries', 'delivery_id')::regclass::oid",
-				"its own tables");
+	cache_query(c, relids_sql, "its own tables");
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	for (int i = 0; i < 3; i++)
@@ -114,6 +110,11 @@ load_relids(SwCache *c)
 	c->delivery_seq = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 }
+
+/* clang-format off */
+static const char installation_sql[] =
+	"SELECT installation_id FROM seriesweb.installation";
+/* clang-format on */
 
 /*
  * The id of this installation, which new events carry (0.2 on; a database
@@ -126,7 +127,7 @@ load_installation(SwCache *c)
 
 	if (!OidIsValid(get_relname_relid("installation", get_namespace_oid("seriesweb", false))))
 		return;
-	cache_query(c, "SELECT installation_id FROM seriesweb.installation", "the installation id");
+	cache_query(c, installation_sql, "the installation id");
 	c->has_installation = SPI_processed == 1;
 	if (c->has_installation)
 		c->installation_id =
@@ -134,7 +135,20 @@ load_installation(SwCache *c)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* One block row of the live-blocks query, compiled. */
+/*
+ * The blocks of the live series, each with its series, whether it is a
+ * webhook, and whether no connection leads to it (an entry rule).
+ */
+/* clang-format off */
+static const char live_blocks_sql[] =
+	"SELECT b.block_id, b.series_id, s.name, b.kind = 'webhook', b.title, "
+	"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, "
+	"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id) "
+	"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
+	" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id";
+/* clang-format on */
+
+/* One row of live_blocks_sql, compiled. */
 static SwBlock *
 compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
 {
@@ -144,18 +158,18 @@ compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
 	b->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	b->series = series;
 	b->is_webhook = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-	b->title = text_col(tup, desc, 5);
+	b->title = sw_col_text(tup, desc, 5);
 	b->is_entry = !b->is_webhook && DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 	if (b->is_webhook)
 	{
 		Datum headers = SPI_getbinval(tup, desc, 10, &isnull);
 
-		b->tmpl = sw_webhook_compile(text_col(tup, desc, 8), text_col(tup, desc, 9),
-									 DatumGetJsonbP(headers), text_col(tup, desc, 11));
+		b->tmpl = sw_webhook_compile(sw_col_text(tup, desc, 8), sw_col_text(tup, desc, 9),
+									 DatumGetJsonbP(headers), sw_col_text(tup, desc, 11));
 	}
 	else
 	{
-		b->event_name = text_col(tup, desc, 6);
+		b->event_name = sw_col_text(tup, desc, 6);
 		b->filter = sw_filter_compile(DatumGetJsonbP(SPI_getbinval(tup, desc, 7, &isnull)));
 	}
 	return b;
@@ -173,63 +187,70 @@ index_rule(HTAB *map, SwBlock *rule)
 	entry->rules = lappend(entry->rules, rule);
 }
 
+/* A series met in live_blocks_sql, with room for its remaining rows' entry ids. */
+static SwSeries *
+new_series(HeapTuple tup, TupleDesc desc, int32 series_id, uint64 rows_left)
+{
+	SwSeries *series = palloc0(sizeof(SwSeries));
+
+	series->series_id = series_id;
+	series->name = sw_col_text(tup, desc, 3);
+	series->entry_ids = palloc(sizeof(int32) * rows_left);
+	return series;
+}
+
+/* Make a compiled block findable: by id, and a rule by the events it waits for. */
+static void
+index_block(SwCache *c, SwSeries *series, SwBlock *b)
+{
+	BlockEntry *entry = hash_search(c->blocks, &b->block_id, HASH_ENTER, NULL);
+
+	entry->block = b;
+	if (b->is_webhook)
+		return;
+	if (b->is_entry)
+		series->entry_ids[series->nentry++] = b->block_id;
+	if (b->event_name == NULL && b->is_entry)
+		c->entry_any = lappend(c->entry_any, b);
+	else if (b->event_name == NULL)
+		c->armed_any = true;
+	else
+		index_rule(b->is_entry ? c->entry_by_name : c->armed_by_name, b);
+}
+
 static void
 load_blocks(SwCache *c)
 {
 	SwSeries *series = NULL;
 
-	cache_query(
-		c,
-		"SELECT b.block_id, b.series_id, s.name, b.kind = 'webhook', b.title, "
-		"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, "
-		"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id) "
-		"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
-		" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id",
-		"the live series");
-
+	cache_query(c, live_blocks_sql, "the live series");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int32		series_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		SwBlock	   *b;
-		BlockEntry *entry;
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool	  isnull;
+		int32	  series_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 
 		if (series == NULL || series->series_id != series_id)
-		{
-			series = palloc0(sizeof(SwSeries));
-			series->series_id = series_id;
-			series->name = text_col(tup, desc, 3);
-			series->entry_ids = palloc(sizeof(int32) * (SPI_processed - i));
-		}
-		b = compile_block(tup, desc, series);
-		entry = hash_search(c->blocks, &b->block_id, HASH_ENTER, NULL);
-		entry->block = b;
-
-		if (b->is_webhook)
-			continue;
-		if (b->is_entry)
-			series->entry_ids[series->nentry++] = b->block_id;
-		if (b->event_name == NULL && b->is_entry)
-			c->entry_any = lappend(c->entry_any, b);
-		else if (b->event_name == NULL)
-			c->armed_any = true;
-		else
-			index_rule(b->is_entry ? c->entry_by_name : c->armed_by_name, b);
+			series = new_series(tup, desc, series_id, SPI_processed - i);
+		index_block(c, series, compile_block(tup, desc, series));
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/* The connections between the blocks of the live series. */
+/* clang-format off */
+static const char live_connections_sql[] =
+	"SELECT c.from_block, c.to_block FROM seriesweb.connections c "
+	"  JOIN seriesweb.blocks b ON b.block_id = c.from_block "
+	"  JOIN seriesweb.series s ON s.series_id = b.series_id "
+	" WHERE s.state = 'live' ORDER BY c.from_block, c.to_block";
+/* clang-format on */
+
 static void
 load_connections(SwCache *c)
 {
-	cache_query(c,
-				"SELECT c.from_block, c.to_block FROM seriesweb.connections c "
-				"  JOIN seriesweb.blocks b ON b.block_id = c.from_block "
-				"  JOIN seriesweb.series s ON s.series_id = b.series_id "
-				" WHERE s.state = 'live' ORDER BY c.from_block, c.to_block",
-				"the connections of the live series");
+	cache_query(c, live_connections_sql, "the connections of the live series");
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -259,9 +280,11 @@ build_cache(void)
 	SwCache		 *c = palloc0(sizeof(SwCache));
 
 	c->cxt = cxt;
-	c->blocks = make_map(cxt, "seriesweb blocks", sizeof(int32), sizeof(BlockEntry));
-	c->entry_by_name = make_map(cxt, "seriesweb entry rules", sizeof(uint32), sizeof(SwRuleList));
-	c->armed_by_name = make_map(cxt, "seriesweb later rules", sizeof(uint32), sizeof(SwRuleList));
+	c->blocks = create_blob_map(cxt, "seriesweb blocks", sizeof(int32), sizeof(BlockEntry));
+	c->entry_by_name =
+		create_blob_map(cxt, "seriesweb entry rules", sizeof(uint32), sizeof(SwRuleList));
+	c->armed_by_name =
+		create_blob_map(cxt, "seriesweb later rules", sizeof(uint32), sizeof(SwRuleList));
 	load_relids(c);
 	load_installation(c);
 	load_blocks(c);
