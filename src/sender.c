@@ -158,14 +158,14 @@ sw_sender_in_flight(SwSender *s)
 /* ---- libcurl callbacks: never ereport from here ---- */
 
 static size_t
-write_body(char *data, size_t size, size_t nmemb, void *userdata)
+receive_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	sw_response_body(userdata, data, size * nmemb);
 	return size * nmemb;
 }
 
 static size_t
-read_header(char *data, size_t size, size_t nmemb, void *userdata)
+receive_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	sw_response_header(userdata, data, size * nmemb);
 	return size * nmemb;
@@ -174,7 +174,7 @@ read_header(char *data, size_t size, size_t nmemb, void *userdata)
 /* ---- starting and finishing requests ---- */
 
 static CURL *
-get_easy(SwSender *s)
+take_pooled_easy(SwSender *s)
 {
 	CURL *easy;
 
@@ -188,7 +188,7 @@ get_easy(SwSender *s)
 }
 
 static void
-put_easy(SwSender *s, CURL *easy)
+return_easy_to_pool(SwSender *s, CURL *easy)
 {
 	if (s->npool < lengthof(s->pool))
 	{
@@ -265,9 +265,9 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	EASY_SETOPT(easy, CURLOPT_ERRORBUFFER, t->errbuf);
-	EASY_SETOPT(easy, CURLOPT_WRITEFUNCTION, write_body);
+	EASY_SETOPT(easy, CURLOPT_WRITEFUNCTION, receive_body);
 	EASY_SETOPT(easy, CURLOPT_WRITEDATA, t);
-	EASY_SETOPT(easy, CURLOPT_HEADERFUNCTION, read_header);
+	EASY_SETOPT(easy, CURLOPT_HEADERFUNCTION, receive_header);
 	EASY_SETOPT(easy, CURLOPT_HEADERDATA, t);
 	/* Every connection, after DNS resolution: the SSRF check (sockets.c). */
 	t->refusal.error[0] = t->refusal.summary[0] = '\0';
@@ -275,6 +275,18 @@ configure_easy(SwSender *s, CURL *easy, SwTransfer *t)
 	EASY_SETOPT(easy, CURLOPT_OPENSOCKETDATA, &t->refusal);
 	EASY_SETOPT(easy, CURLOPT_CLOSESOCKETFUNCTION, sw_close_guarded_socket);
 	EASY_SETOPT(easy, CURLOPT_FRESH_CONNECT, (long) s->forget_connections);
+}
+
+/* A redirect is not followed: the error names where it led, the summary does not. */
+static void
+describe_redirect(SwTransfer *t)
+{
+	char *location = NULL;
+
+	curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &location);
+	t->summary = psprintf("HTTP %ld: redirects are not followed", t->status);
+	t->error = location ? psprintf("HTTP %ld: redirect to %s not followed", t->status, location)
+						: t->summary;
 }
 
 /* Fill in the result of a finished transfer from curl's code and info. */
@@ -306,14 +318,7 @@ set_result(SwTransfer *t, CURLcode code)
 		t->summary = pstrdup(curl_easy_strerror(code));
 	}
 	else if (t->status >= 300 && t->status < 400)
-	{
-		char *location = NULL;
-
-		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
-		t->summary = psprintf("HTTP %ld: redirects are not followed", t->status);
-		t->error = location ? psprintf("HTTP %ld: redirect to %s not followed", t->status, location)
-							: t->summary;
-	}
+		describe_redirect(t);
 	else if (t->status < 200 || t->status >= 300)
 		t->error = psprintf("HTTP %ld", t->status);
 	/* A Location, or curl's words about what the receiver sent, is its data. */
@@ -324,7 +329,7 @@ set_result(SwTransfer *t, CURLcode code)
 }
 
 static void
-finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg)
+finish_transfer(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg)
 {
 	/* Results live with the transfer, whatever context is current now. */
 	MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(t));
@@ -337,7 +342,7 @@ finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg
 		t->duration_ms = (GetCurrentTimestamp() - t->started_at) / 1000.0;
 	dlist_delete(&t->in_flight_node);
 	curl_multi_remove_handle(s->multi, t->easy);
-	put_easy(s, t->easy);
+	return_easy_to_pool(s, t->easy);
 	t->easy = NULL;
 	curl_slist_free_all(t->slist);
 	t->slist = NULL;
@@ -352,7 +357,7 @@ finish(SwSender *s, SwTransfer *t, CURLcode code, SwDoneCallback done, void *arg
  * it, which the new request did not live through, is settled first.
  */
 static void
-look(SwSender *s, TimestampTz now, int waited_ms)
+account_stall(SwSender *s, TimestampTz now, int waited_ms)
 {
 	int64 allowed_us = ((int64) waited_ms + STALL_MS) * 1000;
 
@@ -377,11 +382,11 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 	t->error = t->summary = NULL;
 	t->duration_ms = 0;
 	t->started_at = GetCurrentTimestamp();
-	look(s, t->started_at, 0);
+	account_stall(s, t->started_at, 0);
 	t->stalled_at_start = s->stalled_us;
 	sw_response_begin(t);
 	t->errbuf = palloc0(CURL_ERROR_SIZE);
-	t->easy = get_easy(s);
+	t->easy = take_pooled_easy(s);
 	t->slist = request_headers(t);
 	configure_easy(s, t->easy, t);
 
@@ -392,7 +397,7 @@ sw_sender_start(SwSender *s, SwTransfer *t, SwDoneCallback done, void *arg)
 	{
 		snprintf(t->errbuf, CURL_ERROR_SIZE, "could not start the request: %s",
 				 curl_multi_strerror(mc));
-		finish(s, t, CURLE_FAILED_INIT, done, arg);
+		finish_transfer(s, t, CURLE_FAILED_INIT, done, arg);
 	}
 }
 
@@ -411,7 +416,7 @@ sw_sender_abort(SwSender *s, SwTransfer *t)
 }
 
 static int
-collect_done(SwSender *s, SwDoneCallback done, void *arg)
+collect_finished(SwSender *s, SwDoneCallback done, void *arg)
 {
 	CURLMsg *msg;
 	int		 left;
@@ -424,7 +429,7 @@ collect_done(SwSender *s, SwDoneCallback done, void *arg)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
-		finish(s, t, msg->data.result, done, arg);
+		finish_transfer(s, t, msg->data.result, done, arg);
 		n++;
 	}
 	return n;
@@ -437,7 +442,7 @@ collect_done(SwSender *s, SwDoneCallback done, void *arg)
  * oldest that is still within its time ends the search.
  */
 static int
-expire(SwSender *s, SwDoneCallback done, void *arg)
+expire_timed_out(SwSender *s, SwDoneCallback done, void *arg)
 {
 	TimestampTz		   now = GetCurrentTimestamp();
 	int64			   limit_us = (int64) sw_timeout_ms * 1000;
@@ -450,7 +455,7 @@ expire(SwSender *s, SwDoneCallback done, void *arg)
 
 		if (charged_us(s, t, now) < limit_us)
 			break;
-		finish(s, t, CURLE_OPERATION_TIMEDOUT, done, arg);
+		finish_transfer(s, t, CURLE_OPERATION_TIMEDOUT, done, arg);
 		n++;
 	}
 	return n;
@@ -458,7 +463,7 @@ expire(SwSender *s, SwDoneCallback done, void *arg)
 
 /* How long the oldest request in flight may still run, in ms. */
 static int
-ms_left(SwSender *s)
+oldest_ms_left(SwSender *s)
 {
 	SwTransfer *t = dlist_head_element(SwTransfer, in_flight_node, &s->transfers);
 	int64		left_us = (int64) sw_timeout_ms * 1000 - charged_us(s, t, GetCurrentTimestamp());
@@ -472,18 +477,18 @@ sw_sender_run(SwSender *s, int timeout_ms, SwDoneCallback done, void *arg)
 	int running;
 	int n;
 
-	look(s, GetCurrentTimestamp(), 0);
+	account_stall(s, GetCurrentTimestamp(), 0);
 	check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
-	n = collect_done(s, done, arg);
+	n = collect_finished(s, done, arg);
 	if (n == 0 && s->in_flight > 0)
 	{
-		timeout_ms = Min(timeout_ms, ms_left(s));
+		timeout_ms = Min(timeout_ms, oldest_ms_left(s));
 		check_multi(curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL), "curl_multi_poll");
-		look(s, GetCurrentTimestamp(), timeout_ms);
+		account_stall(s, GetCurrentTimestamp(), timeout_ms);
 		check_multi(curl_multi_perform(s->multi, &running), "curl_multi_perform");
-		n = collect_done(s, done, arg);
+		n = collect_finished(s, done, arg);
 	}
-	n += expire(s, done, arg);
+	n += expire_timed_out(s, done, arg);
 	drop_connections_if_idle(s);
 	return n;
 }
