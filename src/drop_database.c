@@ -68,12 +68,12 @@ stop_worker_of(Oid database)
 }
 
 static void
-run_statement(PlannedStmt *pstmt, const char *queryString,
+call_next_utility_hook(PlannedStmt *pstmt, const char *queryString,
 #if PG_VERSION_NUM >= 140000
-			  bool readOnlyTree,
+					   bool readOnlyTree,
 #endif
-			  ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
-			  DestReceiver *dest, QueryCompletion *qc)
+					   ProcessUtilityContext context, ParamListInfo params,
+					   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 #if PG_VERSION_NUM >= 140000
 	if (prev_utility_hook)
@@ -90,12 +90,12 @@ run_statement(PlannedStmt *pstmt, const char *queryString,
 }
 
 static void
-utility_hook(PlannedStmt *pstmt, const char *queryString,
+stop_worker_before_utility(PlannedStmt *pstmt, const char *queryString,
 #if PG_VERSION_NUM >= 140000
-			 bool readOnlyTree,
+						   bool readOnlyTree,
 #endif
-			 ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
-			 DestReceiver *dest, QueryCompletion *qc)
+						   ProcessUtilityContext context, ParamListInfo params,
+						   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Oid database = sw_shared ? database_needed_alone(pstmt->utilityStmt) : InvalidOid;
 
@@ -105,11 +105,11 @@ utility_hook(PlannedStmt *pstmt, const char *queryString,
 		held = database;
 		stop_worker_of(database);
 	}
-	run_statement(pstmt, queryString,
+	call_next_utility_hook(pstmt, queryString,
 #if PG_VERSION_NUM >= 140000
-				  readOnlyTree,
+						   readOnlyTree,
 #endif
-				  context, params, queryEnv, dest, qc);
+						   context, params, queryEnv, dest, qc);
 }
 
 static void
@@ -129,6 +129,6 @@ void
 sw_drop_database_register(void)
 {
 	prev_utility_hook = ProcessUtility_hook;
-	ProcessUtility_hook = utility_hook;
+	ProcessUtility_hook = stop_worker_before_utility;
 	RegisterXactCallback(release_at_end, NULL);
 }

@@ -165,7 +165,7 @@ check_url_authority(const char *url, const char *auth, size_t len)
 
 /* At most maxlen bytes of s, not cutting a character, for messages. */
 static char *
-clipped(const char *s, int maxlen)
+clip_for_message(const char *s, int maxlen)
 {
 	int len = strlen(s);
 
@@ -185,8 +185,8 @@ check_url_length(const char *url, const SwTemplateText *t)
 			len += t->segs[i].literal_len;
 	if (len > SW_MAX_URL_LEN)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("webhook url \"%s\" is longer than %d bytes", clipped(url, 64),
-							   SW_MAX_URL_LEN),
+						errmsg("webhook url \"%s\" is longer than %d bytes",
+							   clip_for_message(url, 64), SW_MAX_URL_LEN),
 						errdetail("Its text outside placeholders is %d bytes long.", len),
 						errhint("Send long values in the body or in a header.")));
 }
@@ -290,8 +290,8 @@ check_header_name(const char *name)
 
 	if (strlen(name) > SW_MAX_HEADER_LEN)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("header name \"%s\" is longer than %d bytes", clipped(name, 64),
-							   SW_MAX_HEADER_LEN),
+						errmsg("header name \"%s\" is longer than %d bytes",
+							   clip_for_message(name, 64), SW_MAX_HEADER_LEN),
 						errhint("Give the header a shorter name.")));
 	for (const char *p = name; *p; p++)
 		if (!is_token_char((unsigned char) *p))

@@ -421,7 +421,7 @@ append_json_cstring(StringInfo buf, const char *s)
 
 /* One top-level member of the default payload, as JSON or as a form field. */
 static void
-put_member(StringInfo buf, bool form, const char *key, StringInfo value)
+append_payload_member(StringInfo buf, bool form, const char *key, StringInfo value)
 {
 	if (form)
 	{
@@ -513,17 +513,17 @@ sw_render_default_payload(const SwContext *ctx, int64 delivery_id, bool form, St
 
 	initStringInfo(&m);
 	appendStringInfo(&m, INT64_FORMAT, delivery_id);
-	put_member(buf, form, "delivery_id", &m);
+	append_payload_member(buf, form, "delivery_id", &m);
 	append_id_label(&m, ctx->series_id, "name", ctx->series_name);
-	put_member(buf, form, "series", &m);
+	append_payload_member(buf, form, "series", &m);
 	append_id_label(&m, ctx->block_id, "title", ctx->block_title);
-	put_member(buf, form, "block", &m);
+	append_payload_member(buf, form, "block", &m);
 	append_user(&m, ctx);
-	put_member(buf, form, "user", &m);
+	append_payload_member(buf, form, "user", &m);
 	append_company(&m, ctx);
-	put_member(buf, form, "company", &m);
+	append_payload_member(buf, form, "company", &m);
 	append_event(&m, ctx);
-	put_member(buf, form, "event", &m);
+	append_payload_member(buf, form, "event", &m);
 	if (!form)
 		appendStringInfoChar(buf, '}');
 	pfree(m.data);

@@ -390,7 +390,7 @@ skip_blanks(const char *s, int len, int p)
 
 /* Where a bad placeholder most likely ends, for its message. */
 static int
-guess_end(const SwTextParse *tp, int p)
+likely_placeholder_end(const SwTextParse *tp, int p)
 {
 	const char *close = memchr(tp->src + p, '}', tp->len - p);
 
@@ -444,10 +444,10 @@ parse_fallback(const SwTextParse *tp, int start, int p, SwSegment *seg)
 
 	p = skip_blanks(s, len, p);
 	if (len - p < 8 || strncmp(s + p, "fallback", 8) != 0)
-		placeholder_error(tp, start, guess_end(tp, p), DETAIL_BAD_FALLBACK);
+		placeholder_error(tp, start, likely_placeholder_end(tp, p), DETAIL_BAD_FALLBACK);
 	p = skip_blanks(s, len, p + 8);
 	if (p == len || s[p] != ':')
-		placeholder_error(tp, start, guess_end(tp, p), DETAIL_BAD_FALLBACK);
+		placeholder_error(tp, start, likely_placeholder_end(tp, p), DETAIL_BAD_FALLBACK);
 	p = skip_blanks(s, len, p + 1);
 	lit_start = p;
 	if (p < len && s[p] == '"')
@@ -468,7 +468,7 @@ parse_fallback(const SwTextParse *tp, int start, int p, SwSegment *seg)
 	if (p == len)
 		placeholder_error(tp, start, len, DETAIL_NOT_CLOSED);
 	if (s[p] != '}' || !set_fallback(tp, s + lit_start, lit_end - lit_start, seg))
-		placeholder_error(tp, start, guess_end(tp, p), DETAIL_BAD_FALLBACK);
+		placeholder_error(tp, start, likely_placeholder_end(tp, p), DETAIL_BAD_FALLBACK);
 	return p + 1;
 }
 

@@ -42,7 +42,7 @@ shared_size(void)
 }
 
 static void
-sw_shmem_request(void)
+request_shared_memory(void)
 {
 #if PG_VERSION_NUM >= 150000
 	if (prev_shmem_request_hook)
@@ -53,7 +53,7 @@ sw_shmem_request(void)
 }
 
 static void
-sw_shmem_startup(void)
+attach_shared_memory(void)
 {
 	bool found;
 
@@ -78,12 +78,12 @@ sw_shmem_init(void)
 {
 #if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = sw_shmem_request;
+	shmem_request_hook = request_shared_memory;
 #else
-	sw_shmem_request();
+	request_shared_memory();
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = sw_shmem_startup;
+	shmem_startup_hook = attach_shared_memory;
 }
 
 /* The index of a database's slot, or -1; with the mutex held. */

@@ -56,8 +56,8 @@ state_name(const SwWorkerSlot *s)
 }
 
 static Datum
-status_row(TupleDesc desc, const char *state, pid_t pid, const char *database, int in_flight,
-		   const char *detail)
+form_status_row(TupleDesc desc, const char *state, pid_t pid, const char *database, int in_flight,
+				const char *detail)
 {
 	Datum values[STATUS_COLUMNS];
 	bool  nulls[STATUS_COLUMNS] = {false, pid == 0, database == NULL, false, false};
@@ -84,9 +84,10 @@ no_worker_row(TupleDesc desc, const char *database)
 	strlcpy(detail, sw_shared->launcher_detail, sizeof(detail));
 	SpinLockRelease(&sw_shared->mutex);
 	if (starved == MyDatabaseId)
-		return status_row(desc, "no worker slot", 0, database, 0, detail);
-	return status_row(desc, "starting", 0, database, 0,
-					  launcher ? "the launcher starts a worker for this database within seconds"
+		return form_status_row(desc, "no worker slot", 0, database, 0, detail);
+	return form_status_row(desc, "starting", 0, database, 0,
+						   launcher
+							   ? "the launcher starts a worker for this database within seconds"
 							   : "the seriesweb launcher is starting");
 }
 
@@ -102,16 +103,17 @@ sw_worker_status(PG_FUNCTION_ARGS)
 		elog(ERROR, "seriesweb: worker_status must return a record");
 
 	if (sw_shared == NULL)
-		PG_RETURN_DATUM(
-			status_row(desc, "not loaded", 0, database, 0,
-					   "seriesweb is not in shared_preload_libraries: deliveries wait until it is "
-					   "(add it to postgresql.conf and restart the server)"));
+		PG_RETURN_DATUM(form_status_row(
+			desc, "not loaded", 0, database, 0,
+			"seriesweb is not in shared_preload_libraries: deliveries wait until it is "
+			"(add it to postgresql.conf and restart the server)"));
 	if (RecoveryInProgress())
-		PG_RETURN_DATUM(status_row(desc, "standby", 0, database, 0,
-								   "this server is a standby: nothing is sent here; once it is "
-								   "promoted, a worker sends what is pending"));
+		PG_RETURN_DATUM(
+			form_status_row(desc, "standby", 0, database, 0,
+							"this server is a standby: nothing is sent here; once it is "
+							"promoted, a worker sends what is pending"));
 	if (!sw_database_served(database))
-		PG_RETURN_DATUM(status_row(
+		PG_RETURN_DATUM(form_status_row(
 			desc, "not served", 0, database, 0,
 			psprintf("seriesweb.database is '%s', which leaves this database out: its deliveries "
 					 "wait (add it, or set it to '' for every database, and restart the server)",
@@ -120,12 +122,12 @@ sw_worker_status(PG_FUNCTION_ARGS)
 	if (slot.state == SW_WORKER_FREE)
 		PG_RETURN_DATUM(no_worker_row(desc, database));
 	PG_RETURN_DATUM(
-		status_row(desc, state_name(&slot), slot.pid, database, slot.in_flight, slot.detail));
+		form_status_row(desc, state_name(&slot), slot.pid, database, slot.in_flight, slot.detail));
 }
 
 /* Return rows as a tuplestore (InitMaterializedSRF of PG 15, by hand). */
 static void
-begin_rows(FunctionCallInfo fcinfo)
+init_tuplestore_result(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext  old;
@@ -157,7 +159,7 @@ sw_workers(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						errmsg("permission denied to list the seriesweb workers"),
 						errhint("Only superusers and members of pg_monitor can.")));
-	begin_rows(fcinfo);
+	init_tuplestore_result(fcinfo);
 	if (sw_shared == NULL)
 		return (Datum) 0;
 

@@ -146,7 +146,7 @@ advance_generation(void)
 
 /* The set an id belongs to, and its lock. */
 static KnownSlot *
-set_of(uint32 hash, LWLock **lock)
+set_for_hash(uint32 hash, LWLock **lock)
 {
 	uint32 set = hash % known_set->nsets;
 
@@ -176,7 +176,7 @@ shared_known(const text *user_id)
 	if (len > KNOWN_ID_MAX || pg_atomic_read_u32(&known_set->off) != 0)
 		return false;
 	hash = hash_bytes((const unsigned char *) id, len);
-	set = set_of(hash, &lock);
+	set = set_for_hash(hash, &lock);
 	LWLockAcquire(lock, LW_SHARED);
 	for (int i = 0; i < SET_WAYS && !found; i++)
 		found = slot_holds(&set[i], generation, hash, id, len);
@@ -199,7 +199,7 @@ shared_store(const text *user_id, uint64 generation)
 	if (len > KNOWN_ID_MAX)
 		return;
 	hash = hash_bytes((const unsigned char *) id, len);
-	set = set_of(hash, &lock);
+	set = set_for_hash(hash, &lock);
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	for (int i = 0; i < SET_WAYS; i++)
 	{
@@ -258,7 +258,7 @@ publish_pending(void)
  * this transaction ensured.
  */
 static void
-users_changed_cb(Datum arg, Oid relid)
+forget_users_table(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == users_relid)
 	{
@@ -273,7 +273,7 @@ users_changed_cb(Datum arg, Oid relid)
  * publish meanwhile.  The set is turned off until the server restarts.
  */
 static void
-turn_off(void)
+turn_off_known_set(void)
 {
 	if (known_set == NULL || pg_atomic_exchange_u32(&known_set->off, 1) != 0)
 		return;
@@ -282,7 +282,7 @@ turn_off(void)
 }
 
 static void
-users_xact_cb(XactEvent event, void *arg)
+settle_at_transaction_end(XactEvent event, void *arg)
 {
 	switch (event)
 	{
@@ -296,7 +296,7 @@ users_xact_cb(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_PREPARE:
 			if (users_changed_in_xact)
-				turn_off();
+				turn_off_known_set();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -310,8 +310,8 @@ users_xact_cb(XactEvent event, void *arg)
 }
 
 static void
-users_subxact_cb(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
-				 void *arg)
+forget_pending_at_savepoint_abort(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg)
 {
 	/* Which ids the savepoint created is not tracked: forget them all. */
 	if (event == SUBXACT_EVENT_ABORT_SUB)
@@ -321,9 +321,9 @@ users_subxact_cb(SubXactEvent event, SubTransactionId mySubid, SubTransactionId 
 void
 sw_users_cache_register(void)
 {
-	CacheRegisterRelcacheCallback(users_changed_cb, (Datum) 0);
-	RegisterXactCallback(users_xact_cb, NULL);
-	RegisterSubXactCallback(users_subxact_cb, NULL);
+	CacheRegisterRelcacheCallback(forget_users_table, (Datum) 0);
+	RegisterXactCallback(settle_at_transaction_end, NULL);
+	RegisterSubXactCallback(forget_pending_at_savepoint_abort, NULL);
 }
 
 bool
