@@ -111,6 +111,39 @@ sw_append_form_encoded(StringInfo buf, const char *s, int len)
 	}
 }
 
+/* The JSON escape of a character that a JSON string cannot hold as is. */
+static void
+append_json_escape(StringInfo buf, unsigned char c)
+{
+	switch (c)
+	{
+		case '"':
+			appendStringInfoString(buf, "\\\"");
+			break;
+		case '\\':
+			appendStringInfoString(buf, "\\\\");
+			break;
+		case '\b':
+			appendStringInfoString(buf, "\\b");
+			break;
+		case '\f':
+			appendStringInfoString(buf, "\\f");
+			break;
+		case '\n':
+			appendStringInfoString(buf, "\\n");
+			break;
+		case '\r':
+			appendStringInfoString(buf, "\\r");
+			break;
+		case '\t':
+			appendStringInfoString(buf, "\\t");
+			break;
+		default:
+			appendStringInfo(buf, "\\u%04x", c);
+			break;
+	}
+}
+
 /* The inside of a JSON string: quote, backslash and control bytes escaped. */
 static void
 append_json_escaped(StringInfo buf, const char *s, int len)
@@ -125,33 +158,7 @@ append_json_escaped(StringInfo buf, const char *s, int len)
 			continue;
 		appendBinaryStringInfo(buf, s + run, i - run);
 		run = i + 1;
-		switch (c)
-		{
-			case '"':
-				appendStringInfoString(buf, "\\\"");
-				break;
-			case '\\':
-				appendStringInfoString(buf, "\\\\");
-				break;
-			case '\b':
-				appendStringInfoString(buf, "\\b");
-				break;
-			case '\f':
-				appendStringInfoString(buf, "\\f");
-				break;
-			case '\n':
-				appendStringInfoString(buf, "\\n");
-				break;
-			case '\r':
-				appendStringInfoString(buf, "\\r");
-				break;
-			case '\t':
-				appendStringInfoString(buf, "\\t");
-				break;
-			default:
-				appendStringInfo(buf, "\\u%04x", c);
-				break;
-		}
+		append_json_escape(buf, c);
 	}
 	appendBinaryStringInfo(buf, s + run, len - run);
 }
