@@ -23,8 +23,9 @@
 #include "postgres.h"
 
 #include "batch.h"
+#include "counters.h"
+#include "enqueue.h"
 #include "filter.h"
-#include "queue.h"
 #include "users_cache.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
