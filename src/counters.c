@@ -23,8 +23,6 @@
 #include "plans.h"
 #include "utils/array.h"
 
-static SPIPlanPtr counts_plan;
-
 typedef struct CountEntry
 {
 	int32 block_id; /* hash key */
@@ -62,6 +60,14 @@ sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered, int re
 	e->failed += failed;
 }
 
+static SPIPlanPtr counts_plan;
+
+/* clang-format off */
+static const char counts_sql[] =
+	"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, failed) "
+	"SELECT * FROM unnest($1, $2, $3, $4, $5)";
+/* clang-format on */
+
 /* Insert one delta row per block touched; inside SPI. */
 void
 sw_counts_flush(HTAB *counts)
@@ -95,9 +101,6 @@ sw_counts_flush(HTAB *counts)
 		args[c] = PointerGetDatum(
 			construct_array(cols[c], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
-	sw_plan(&counts_plan,
-			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, failed) "
-			"SELECT * FROM unnest($1, $2, $3, $4, $5)",
-			5, argtypes);
+	sw_plan(&counts_plan, counts_sql, 5, argtypes);
 	sw_execute(counts_plan, args, NULL, false, 0, SPI_OK_INSERT);
 }
