@@ -10,26 +10,26 @@
  * whose name no live rule can use costs a hash probe (series_cache.c); only
  * the others load the user and company, look up the rules armed for the
  * user, and evaluate filters.  Events of the usual shape (an entry rule
- * before webhooks) wait to be matched many at a time (batch.c), still in
- * insertion order with respect to the others.
+ * before webhooks) wait in an event batch to be matched many at a time
+ * (event_batch.c), still in insertion order with respect to the others.
  *
  * Reaching a block is one INSERT .. ON CONFLICT on seriesweb.progress that
  * returns a row only the first time, which makes "each block at most once
- * per user" hold under concurrency too (for a webhook, sw_enqueue writes it
- * with the delivery, in one statement).  Reaching a block arms the blocks
- * after it: webhooks fire at once, rules wait for a later event of the
- * user, except rules with no event name, checked at once.
+ * per user" hold under concurrency too (enqueue.c; for a webhook, sw_enqueue
+ * writes it with the delivery, in one statement).  Reaching a block arms the
+ * blocks after it: webhooks fire at once, rules wait for a later event of
+ * the user, except rules with no event name, checked at once.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "batch.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "counters.h"
 #include "enqueue.h"
+#include "event_batch.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -84,12 +84,12 @@ typedef struct MatchState
 	MemoryContext event_cxt; /* reset for each event */
 	SwContext	  ctx;		 /* the current event, user and company */
 	uint32		  name_hash;
-	SwBatch		 *batch; /* events waiting to be matched together */
+	SwEventBatch *event_batch; /* events waiting to be matched together */
 } MatchState;
 
 /* Run a saved plan, then come back to the event's memory context. */
 static uint64
-run(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+execute_for_event(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 {
 	uint64 n = sw_execute(plan, values, nulls, false, 0, expected);
 
@@ -235,7 +235,8 @@ event_relevant(SwCache *cache, const char *name, uint32 hash)
 
 /*
  * Load the user and company of ctx->user_id into ctx; a user this statement
- * created with no company is known already.  An SwLoadUser for batch.c.
+ * created with no company is known already.  An SwLoadUser for
+ * event_batch.c.
  */
 static void
 load_user(void *state, SwContext *ctx)
@@ -288,7 +289,7 @@ armed_rules(MatchState *st)
 	sw_plan(&armed_plan,
 			"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL", 1,
 			argtypes);
-	n = run(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
+	n = execute_for_event(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool  isnull;
@@ -315,7 +316,7 @@ mark_reached(MatchState *st, SwBlock *block)
 
 /* Is this the user's first entry rule reached in the block's series? */
 static bool
-first_entry(MatchState *st, SwBlock *block)
+is_first_entry(MatchState *st, SwBlock *block)
 {
 	static const Oid argtypes[2] = {TEXTOID, INT4ARRAYOID};
 	SwSeries		*s = block->series;
@@ -335,7 +336,7 @@ first_entry(MatchState *st, SwBlock *block)
 			"SELECT count(*) FROM seriesweb.progress "
 			" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL",
 			2, argtypes);
-	run(st, entered_plan, values, NULL, SPI_OK_SELECT);
+	execute_for_event(st, entered_plan, values, NULL, SPI_OK_SELECT);
 	reached =
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
@@ -347,7 +348,7 @@ first_entry(MatchState *st, SwBlock *block)
  * rule with no event name is checked now.
  */
 static bool
-arm(MatchState *st, SwBlock *rule)
+arm_rule(MatchState *st, SwBlock *rule)
 {
 	static const Oid argtypes[2] = {INT4OID, TEXTOID};
 	Datum			 values[2];
@@ -358,22 +359,22 @@ arm(MatchState *st, SwBlock *rule)
 			"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
 			"ON CONFLICT (block_id, user_id) DO NOTHING",
 			2, argtypes);
-	run(st, arm_plan, values, NULL, SPI_OK_INSERT);
+	execute_for_event(st, arm_plan, values, NULL, SPI_OK_INSERT);
 
 	return rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx);
 }
 
 /* A block to reach, or (a rule after a reached block) to arm first. */
-typedef struct Step
+typedef struct ReachStep
 {
 	SwBlock *block;
 	bool	 arm;
-} Step;
+} ReachStep;
 
 static List *
 push_step(List *stack, SwBlock *block, bool arm_first)
 {
-	Step *step = palloc(sizeof(Step));
+	ReachStep *step = palloc(sizeof(ReachStep));
 
 	step->block = block;
 	step->arm = arm_first;
@@ -388,18 +389,18 @@ push_step(List *stack, SwBlock *block, bool arm_first)
  * fail the application's INSERT.
  */
 static void
-reach(MatchState *st, SwBlock *first)
+reach_and_follow(MatchState *st, SwBlock *first)
 {
 	List *stack = push_step(NIL, first, false);
 
 	while (stack != NIL)
 	{
-		Step	*step = llast(stack);
-		SwBlock *block = step->block;
+		ReachStep *step = llast(stack);
+		SwBlock	  *block = step->block;
 
 		stack = list_delete_last(stack);
 		CHECK_FOR_INTERRUPTS();
-		if (step->arm && !arm(st, block))
+		if (step->arm && !arm_rule(st, block))
 			continue;
 		if (block->is_webhook)
 		{
@@ -417,7 +418,7 @@ reach(MatchState *st, SwBlock *first)
 		else if (!mark_reached(st, block))
 			continue;
 		sw_counts_add(st->counts, block->block_id, block->series->series_id,
-					  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
+					  block->is_entry && is_first_entry(st, block) ? 1 : 0, 1, 0);
 		/* pushed last first, so that the first connection is followed first */
 		for (int i = block->nnext - 1; i >= 0; i--)
 			stack = push_step(stack, block->next[i], !block->next[i]->is_webhook);
@@ -442,19 +443,19 @@ match_event(MatchState *st)
 		SwBlock *rule = lfirst(lc);
 
 		if (sw_filter_eval(rule->filter, &st->ctx))
-			reach(st, rule);
+			reach_and_follow(st, rule);
 	}
 }
 
 /*
- * Match the events waiting in the batch (batch.c), and empty it; a lone
- * event takes the usual path, which needs no arrays.
+ * Match the events waiting in the event batch (event_batch.c), and empty
+ * it; a lone event takes the usual path, which needs no arrays.
  */
 static void
-match_batch(MatchState *st)
+match_event_batch(MatchState *st)
 {
 	int		   n;
-	SwContext *events = sw_batch_events(st->batch, &n);
+	SwContext *events = sw_event_batch_events(st->event_batch, &n);
 
 	if (n == 1)
 	{
@@ -468,9 +469,9 @@ match_batch(MatchState *st)
 		st->name_hash = current_hash;
 	}
 	else if (n > 1)
-		sw_batch_match(st->batch, load_user, st);
+		sw_event_batch_match(st->event_batch, load_user, st);
 	if (n > 0)
-		sw_batch_reset(st->batch);
+		sw_event_batch_reset(st->event_batch);
 	MemoryContextSwitchTo(st->event_cxt);
 }
 
@@ -511,18 +512,18 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const E
 		st->ctx.event_occurred_at =
 			DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
 		st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
-		if (sw_batch_fits(st->cache, name, st->name_hash))
+		if (sw_event_batch_fits(st->cache, name, st->name_hash))
 		{
-			if (!sw_batch_takes(st->batch, st->ctx.user_id))
-				match_batch(st);
-			sw_batch_add(st->batch, &st->ctx);
+			if (!sw_event_batch_takes(st->event_batch, st->ctx.user_id))
+				match_event_batch(st);
+			sw_event_batch_add(st->event_batch, &st->ctx);
 			continue;
 		}
-		/* In insertion order: the events waiting in the batch first. */
-		match_batch(st);
+		/* In insertion order: the events waiting in the event batch first. */
+		match_event_batch(st);
 		match_event(st);
 	}
-	match_batch(st);
+	match_event_batch(st);
 }
 
 PG_FUNCTION_INFO_V1(sw_match_events);
@@ -566,7 +567,7 @@ sw_match_events(PG_FUNCTION_ARGS)
 		st.counts = sw_counts_create(stmt_cxt);
 		st.event_cxt =
 			AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
-		st.batch = sw_batch_create(st.cache, st.counts, stmt_cxt);
+		st.event_batch = sw_event_batch_create(st.cache, st.counts, stmt_cxt);
 		match_all(&st, events, slot, &cols);
 		MemoryContextSwitchTo(stmt_cxt);
 		sw_counts_flush(st.counts);
