@@ -157,16 +157,14 @@ sw_event_batch_events(SwEventBatch *b, int *n)
 	return b->events;
 }
 
-void
-sw_event_batch_match(SwEventBatch *b, SwLoadUser load, void *arg)
+/* The entry rules each event reaches, in the order matcher.c tries them. */
+static SwReach *
+matching_entry_rules(SwEventBatch *b, SwLoadUser load, void *arg, int *nrules)
 {
-	MemoryContext old = MemoryContextSwitchTo(b->cxt);
-	int			  cap = 16, nrules = 0, nwebhooks = 0;
-	SwReach		 *rules = palloc(sizeof(SwReach) * cap);
-	bool		 *reached;
-	SwReach		 *webhooks;
+	int		 cap = 16;
+	SwReach *rules = palloc(sizeof(SwReach) * cap);
 
-	/* The rules each event reaches, in the order matcher.c tries them. */
+	*nrules = 0;
 	for (int i = 0; i < b->n; i++)
 	{
 		SwContext *ctx = &b->events[i];
@@ -180,16 +178,61 @@ sw_event_batch_match(SwEventBatch *b, SwLoadUser load, void *arg)
 
 			if (!sw_filter_eval(rule->filter, ctx))
 				continue;
-			if (nrules == cap)
+			if (*nrules == cap)
 			{
 				cap *= 2;
 				rules = repalloc(rules, sizeof(SwReach) * cap);
 			}
-			rules[nrules].block = rule;
-			rules[nrules].ctx = ctx;
-			nrules++;
+			rules[*nrules].block = rule;
+			rules[*nrules].ctx = ctx;
+			(*nrules)++;
 		}
 	}
+	return rules;
+}
+
+/*
+ * The webhooks after the rules reached now, for the same events; each such
+ * rule is counted entered (its series' only entry rule) and reached.
+ */
+static SwReach *
+webhooks_after_reached(SwEventBatch *b, const SwReach *rules, const bool *reached, int nrules,
+					   int *nwebhooks)
+{
+	SwReach *webhooks;
+
+	*nwebhooks = 0;
+	for (int r = 0; r < nrules; r++)
+		*nwebhooks += reached[r] ? rules[r].block->nnext : 0;
+	webhooks = palloc(sizeof(SwReach) * Max(*nwebhooks, 1));
+	*nwebhooks = 0;
+	for (int r = 0; r < nrules; r++)
+	{
+		SwBlock *rule = rules[r].block;
+
+		if (!reached[r])
+			continue;
+		sw_counts_add(b->counts, rule->block_id, rule->series->series_id, 1, 1, 0);
+		for (int i = 0; i < rule->nnext; i++)
+		{
+			webhooks[*nwebhooks].block = rule->next[i];
+			webhooks[*nwebhooks].ctx = rules[r].ctx;
+			(*nwebhooks)++;
+		}
+	}
+	return webhooks;
+}
+
+void
+sw_event_batch_match(SwEventBatch *b, SwLoadUser load, void *arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+	int			  nrules;
+	int			  nwebhooks;
+	SwReach		 *rules = matching_entry_rules(b, load, arg, &nrules);
+	SwReach		 *webhooks;
+	bool		 *reached;
+
 	if (nrules == 0)
 	{
 		MemoryContextSwitchTo(old);
@@ -200,25 +243,7 @@ sw_event_batch_match(SwEventBatch *b, SwLoadUser load, void *arg)
 	sw_reach_many(rules, nrules, reached);
 	MemoryContextSwitchTo(b->cxt);
 
-	/* Each rule reached now is entered (its series' only entry rule). */
-	for (int r = 0; r < nrules; r++)
-		nwebhooks += reached[r] ? rules[r].block->nnext : 0;
-	webhooks = palloc(sizeof(SwReach) * Max(nwebhooks, 1));
-	nwebhooks = 0;
-	for (int r = 0; r < nrules; r++)
-	{
-		SwBlock *rule = rules[r].block;
-
-		if (!reached[r])
-			continue;
-		sw_counts_add(b->counts, rule->block_id, rule->series->series_id, 1, 1, 0);
-		for (int i = 0; i < rule->nnext; i++)
-		{
-			webhooks[nwebhooks].block = rule->next[i];
-			webhooks[nwebhooks].ctx = rules[r].ctx;
-			nwebhooks++;
-		}
-	}
+	webhooks = webhooks_after_reached(b, rules, reached, nrules, &nwebhooks);
 	if (nwebhooks > 0)
 		sw_enqueue_many(b->cache, webhooks, nwebhooks, b->counts);
 	MemoryContextSwitchTo(old);
