@@ -10,29 +10,30 @@
  * whose name no live rule can use costs a hash probe (series_cache.c); only
  * the others load the user and company, look up the rules armed for the
  * user, and evaluate filters.  Events of the usual shape (an entry rule
- * before webhooks) wait to be matched many at a time (batch.c), still in
- * insertion order with respect to the others.
+ * before webhooks) wait in an event batch to be matched many at a time
+ * (event_batch.c), still in insertion order with respect to the others.
  *
  * Reaching a block is one INSERT .. ON CONFLICT on seriesweb.progress that
  * returns a row only the first time, which makes "each block at most once
- * per user" hold under concurrency too (for a webhook, sw_enqueue writes it
- * with the delivery, in one statement).  Reaching a block arms the blocks
- * after it: webhooks fire at once, rules wait for a later event of the
- * user, except rules with no event name, checked at once.
+ * per user" hold under concurrency too (enqueue.c; for a webhook, sw_enqueue
+ * writes it with the delivery, in one statement).  Reaching a block arms the
+ * blocks after it: webhooks fire at once, rules wait for a later event of
+ * the user, except rules with no event name, checked at once.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "batch.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "counters.h"
+#include "enqueue.h"
+#include "event_batch.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "plans.h"
-#include "queue.h"
 #include "series_cache.h"
 #include "users_cache.h"
 #include "utils/array.h"
@@ -41,17 +42,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
-
-/* Saved plans, prepared on first use in this backend. */
-static SPIPlanPtr create_users_plan;
-static SPIPlanPtr create_users_returning_plan;
-
-/* Up to this many users created by a statement are kept, not read again. */
-#define CREATED_KEEP_MAX 10000
-static SPIPlanPtr load_user_plan;
-static SPIPlanPtr armed_plan;
-static SPIPlanPtr arm_plan;
-static SPIPlanPtr entered_plan;
 
 /* The events table's columns, by attribute number. */
 typedef struct EventColumns
@@ -83,12 +73,12 @@ typedef struct MatchState
 	MemoryContext event_cxt; /* reset for each event */
 	SwContext	  ctx;		 /* the current event, user and company */
 	uint32		  name_hash;
-	SwBatch		 *batch; /* events waiting to be matched together */
+	SwEventBatch *event_batch; /* events waiting to be matched together */
 } MatchState;
 
 /* Run a saved plan, then come back to the event's memory context. */
 static uint64
-run(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+execute_for_event(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 {
 	uint64 n = sw_execute(plan, values, nulls, false, 0, expected);
 
@@ -132,28 +122,20 @@ restored_event(const SwCache *cache, TupleTableSlot *slot, const EventColumns *c
 }
 
 /*
- * Create the users of all events that do not exist yet, with one
- * statement, unless this backend knows them all (users_cache.c).  Distinct
- * ids are collected first so a COPY of a million events of a few users
- * sends a few ids.  Existing users are filtered out before the insert: a
- * row that reaches it costs the table's CHECK constraints, prepared again
- * for each execution, even when ON CONFLICT then skips it.  The rows
- * created are returned (up to CREATED_KEEP_MAX of them), so that matching
- * their events need not read them back.
+ * The users of the events (restored events aside) that this backend does
+ * not know to exist (users_cache.c), each once: distinct ids are collected
+ * first so a COPY of a million events of a few users sends a few ids.
  */
-static HTAB *
-create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
-					 const EventColumns *cols, MemoryContext cxt)
+static Datum *
+unknown_event_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
+					const EventColumns *cols, MemoryContext cxt, int *n)
 {
-	static const Oid argtypes[1] = {TEXTARRAYOID};
-	HTAB			*seen = sw_text_set_create("seriesweb event users", cxt);
-	HTAB			*created;
-	int				 n = 0, cap = 16;
-	Datum			*ids = palloc(sizeof(Datum) * cap);
-	Datum			 arg;
-	uint64			 created_n;
-	bool			 isnull;
+	HTAB  *seen = sw_text_set_create("seriesweb event users", cxt);
+	int	   cap = 16;
+	Datum *ids = palloc(sizeof(Datum) * cap);
+	bool   isnull;
 
+	*n = 0;
 	tuplestore_rescan(events);
 	while (tuplestore_gettupleslot(events, true, false, slot))
 	{
@@ -168,49 +150,72 @@ create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSl
 		hash_search(seen, &id, HASH_ENTER, &found);
 		if (found || sw_user_known(id))
 			continue;
-		if (n == cap)
+		if (*n == cap)
 		{
 			cap *= 2;
 			ids = repalloc(ids, sizeof(Datum) * cap);
 		}
-		ids[n++] = PointerGetDatum(id);
+		ids[(*n)++] = PointerGetDatum(id);
 	}
+	return ids;
+}
 
-	if (n == 0)
-		return NULL;
-	arg = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+/* Up to this many users created by a statement are kept, not read again. */
+#define CREATED_KEEP_MAX 10000
+
+/*
+ * Existing users are filtered out before the insert: a row that reaches it
+ * costs the table's CHECK constraints, prepared again for each execution,
+ * even when ON CONFLICT then skips it.
+ */
+/* clang-format off */
+#define CREATE_USERS_SQL \
+	"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u " \
+	" WHERE NOT EXISTS (SELECT FROM seriesweb.users WHERE user_id = u) " \
+	"ON CONFLICT (user_id) DO NOTHING"
+
+static const char create_users_sql[] =
+	CREATE_USERS_SQL;
+
+static const char create_users_returning_sql[] =
+	CREATE_USERS_SQL
+	" RETURNING user_id, email, name, attributes, company_id";
+/* clang-format on */
+
+static SPIPlanPtr create_users_plan;
+static SPIPlanPtr create_users_returning_plan;
+
+/*
+ * Insert the n users of ids that do not exist; returns how many rows
+ * created are in SPI_tuptable (none beyond CREATED_KEEP_MAX users).
+ */
+static uint64
+insert_missing_users(Datum *ids, int n)
+{
+	static const Oid argtypes[1] = {TEXTARRAYOID};
+	Datum arg = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+
 	if (n > CREATED_KEEP_MAX)
 	{
-		sw_plan(&create_users_plan,
-				"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
-				" WHERE NOT EXISTS (SELECT FROM seriesweb.users WHERE user_id = u) "
-				"ON CONFLICT (user_id) DO NOTHING",
-				1, argtypes);
+		sw_plan(&create_users_plan, create_users_sql, 1, argtypes);
 		sw_execute(create_users_plan, &arg, NULL, false, 0, SPI_OK_INSERT);
-		created_n = 0;
+		return 0;
 	}
-	else
-	{
-		sw_plan(&create_users_returning_plan,
-				"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u "
-				" WHERE NOT EXISTS (SELECT FROM seriesweb.users WHERE user_id = u) "
-				"ON CONFLICT (user_id) DO NOTHING "
-				"RETURNING user_id, email, name, attributes, company_id",
-				1, argtypes);
-		created_n =
-			sw_execute(create_users_returning_plan, &arg, NULL, false, 0, SPI_OK_INSERT_RETURNING);
-	}
-	MemoryContextSwitchTo(cxt);
-	for (int i = 0; i < n; i++)
-		sw_user_ensured((text *) DatumGetPointer(ids[i]));
-	if (created_n == 0)
-		return NULL;
+	sw_plan(&create_users_returning_plan, create_users_returning_sql, 1, argtypes);
+	return sw_execute(create_users_returning_plan, &arg, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+}
 
-	created = sw_text_map_create("seriesweb created users", sizeof(CreatedUser), cxt);
-	for (uint64 i = 0; i < created_n; i++)
+/* The n rows created, in SPI_tuptable, as CreatedUser by id in cxt. */
+static HTAB *
+keep_created_users(uint64 n, MemoryContext cxt)
+{
+	HTAB *created = sw_text_map_create("seriesweb created users", sizeof(CreatedUser), cxt);
+
+	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	 tup = SPI_tuptable->vals[i];
 		TupleDesc	 desc = SPI_tuptable->tupdesc;
+		bool		 isnull;
 		text		*id = DatumGetTextPCopy(SPI_getbinval(tup, desc, 1, &isnull));
 		CreatedUser *u = hash_search(created, &id, HASH_ENTER, NULL);
 
@@ -223,6 +228,31 @@ create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSl
 	return created;
 }
 
+/*
+ * Create the users of all events that do not exist yet, with one
+ * statement, unless this backend knows them all.  The rows created are
+ * returned (up to CREATED_KEEP_MAX of them), so that matching their events
+ * need not read them back.
+ */
+static HTAB *
+create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
+					 const EventColumns *cols, MemoryContext cxt)
+{
+	int	   n;
+	Datum *ids = unknown_event_users(cache, events, slot, cols, cxt, &n);
+	uint64 created_n;
+
+	if (n == 0)
+		return NULL;
+	created_n = insert_missing_users(ids, n);
+	MemoryContextSwitchTo(cxt);
+	for (int i = 0; i < n; i++)
+		sw_user_ensured((text *) DatumGetPointer(ids[i]));
+	if (created_n == 0)
+		return NULL;
+	return keep_created_users(created_n, cxt);
+}
+
 /* Could any live rule use an event of this name? */
 static bool
 event_relevant(SwCache *cache, const char *name, uint32 hash)
@@ -232,9 +262,20 @@ event_relevant(SwCache *cache, const char *name, uint32 hash)
 		   sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
 }
 
+static SPIPlanPtr load_user_plan;
+
+/* clang-format off */
+static const char load_user_sql[] =
+	"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
+	"  FROM seriesweb.users u "
+	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
+	" WHERE u.user_id = $1";
+/* clang-format on */
+
 /*
  * Load the user and company of ctx->user_id into ctx; a user this statement
- * created with no company is known already.  An SwLoadUser for batch.c.
+ * created with no company is known already.  An SwLoadUser for
+ * event_batch.c.
  */
 static void
 load_user(void *state, SwContext *ctx)
@@ -258,18 +299,20 @@ load_user(void *state, SwContext *ctx)
 		}
 	}
 
-	sw_plan(&load_user_plan,
-			"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
-			"  FROM seriesweb.users u "
-			"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
-			" WHERE u.user_id = $1",
-			1, argtypes);
+	sw_plan(&load_user_plan, load_user_sql, 1, argtypes);
 	sw_execute(load_user_plan, &arg, NULL, false, 0, SPI_OK_SELECT);
 	MemoryContextSwitchTo(cxt);
 	if (SPI_processed == 1)
 		sw_ctx_set_user(ctx, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	SPI_freetuptable(SPI_tuptable);
 }
+
+static SPIPlanPtr armed_plan;
+
+/* clang-format off */
+static const char armed_sql[] =
+	"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL";
+/* clang-format on */
 
 /* Rules armed for this user (and live) that this event may reach. */
 static List *
@@ -284,10 +327,8 @@ armed_rules(MatchState *st)
 		sw_cache_rules_hashed(st->cache->armed_by_name, st->name_hash) == NIL)
 		return NIL;
 
-	sw_plan(&armed_plan,
-			"SELECT block_id FROM seriesweb.progress WHERE user_id = $1 AND reached_at IS NULL", 1,
-			argtypes);
-	n = run(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
+	sw_plan(&armed_plan, armed_sql, 1, argtypes);
+	n = execute_for_event(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool  isnull;
@@ -312,9 +353,17 @@ mark_reached(MatchState *st, SwBlock *block)
 	return reached;
 }
 
+static SPIPlanPtr entered_plan;
+
+/* clang-format off */
+static const char entered_sql[] =
+	"SELECT count(*) FROM seriesweb.progress "
+	" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL";
+/* clang-format on */
+
 /* Is this the user's first entry rule reached in the block's series? */
 static bool
-first_entry(MatchState *st, SwBlock *block)
+is_first_entry(MatchState *st, SwBlock *block)
 {
 	static const Oid argtypes[2] = {TEXTOID, INT4ARRAYOID};
 	SwSeries		*s = block->series;
@@ -330,49 +379,51 @@ first_entry(MatchState *st, SwBlock *block)
 		ids[i] = Int32GetDatum(s->entry_ids[i]);
 	values[0] = CStringGetTextDatum(st->ctx.user_id);
 	values[1] = PointerGetDatum(construct_array(ids, s->nentry, INT4OID, 4, true, TYPALIGN_INT));
-	sw_plan(&entered_plan,
-			"SELECT count(*) FROM seriesweb.progress "
-			" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL",
-			2, argtypes);
-	run(st, entered_plan, values, NULL, SPI_OK_SELECT);
+	sw_plan(&entered_plan, entered_sql, 2, argtypes);
+	execute_for_event(st, entered_plan, values, NULL, SPI_OK_SELECT);
 	reached =
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return reached == 1;
 }
 
+static SPIPlanPtr arm_plan;
+
+/* clang-format off */
+static const char arm_sql[] =
+	"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
+	"ON CONFLICT (block_id, user_id) DO NOTHING";
+/* clang-format on */
+
 /*
  * Arm a rule after a reached block.  True when it is reached at once too: a
  * rule with no event name is checked now.
  */
 static bool
-arm(MatchState *st, SwBlock *rule)
+arm_rule(MatchState *st, SwBlock *rule)
 {
 	static const Oid argtypes[2] = {INT4OID, TEXTOID};
 	Datum			 values[2];
 
 	values[0] = Int32GetDatum(rule->block_id);
 	values[1] = CStringGetTextDatum(st->ctx.user_id);
-	sw_plan(&arm_plan,
-			"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
-			"ON CONFLICT (block_id, user_id) DO NOTHING",
-			2, argtypes);
-	run(st, arm_plan, values, NULL, SPI_OK_INSERT);
+	sw_plan(&arm_plan, arm_sql, 2, argtypes);
+	execute_for_event(st, arm_plan, values, NULL, SPI_OK_INSERT);
 
 	return rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx);
 }
 
 /* A block to reach, or (a rule after a reached block) to arm first. */
-typedef struct Step
+typedef struct ReachStep
 {
 	SwBlock *block;
 	bool	 arm;
-} Step;
+} ReachStep;
 
 static List *
 push_step(List *stack, SwBlock *block, bool arm_first)
 {
-	Step *step = palloc(sizeof(Step));
+	ReachStep *step = palloc(sizeof(ReachStep));
 
 	step->block = block;
 	step->arm = arm_first;
@@ -387,18 +438,18 @@ push_step(List *stack, SwBlock *block, bool arm_first)
  * fail the application's INSERT.
  */
 static void
-reach(MatchState *st, SwBlock *first)
+reach_and_follow(MatchState *st, SwBlock *first)
 {
 	List *stack = push_step(NIL, first, false);
 
 	while (stack != NIL)
 	{
-		Step	*step = llast(stack);
-		SwBlock *block = step->block;
+		ReachStep *step = llast(stack);
+		SwBlock	  *block = step->block;
 
 		stack = list_delete_last(stack);
 		CHECK_FOR_INTERRUPTS();
-		if (step->arm && !arm(st, block))
+		if (step->arm && !arm_rule(st, block))
 			continue;
 		if (block->is_webhook)
 		{
@@ -416,7 +467,7 @@ reach(MatchState *st, SwBlock *first)
 		else if (!mark_reached(st, block))
 			continue;
 		sw_counts_add(st->counts, block->block_id, block->series->series_id,
-					  block->is_entry && first_entry(st, block) ? 1 : 0, 1, 0);
+					  block->is_entry && is_first_entry(st, block) ? 1 : 0, 1, 0);
 		/* pushed last first, so that the first connection is followed first */
 		for (int i = block->nnext - 1; i >= 0; i--)
 			stack = push_step(stack, block->next[i], !block->next[i]->is_webhook);
@@ -441,19 +492,19 @@ match_event(MatchState *st)
 		SwBlock *rule = lfirst(lc);
 
 		if (sw_filter_eval(rule->filter, &st->ctx))
-			reach(st, rule);
+			reach_and_follow(st, rule);
 	}
 }
 
 /*
- * Match the events waiting in the batch (batch.c), and empty it; a lone
- * event takes the usual path, which needs no arrays.
+ * Match the events waiting in the event batch (event_batch.c), and empty
+ * it; a lone event takes the usual path, which needs no arrays.
  */
 static void
-match_batch(MatchState *st)
+match_event_batch(MatchState *st)
 {
 	int		   n;
-	SwContext *events = sw_batch_events(st->batch, &n);
+	SwContext *events = sw_event_batch_events(st->event_batch, &n);
 
 	if (n == 1)
 	{
@@ -467,10 +518,56 @@ match_batch(MatchState *st)
 		st->name_hash = current_hash;
 	}
 	else if (n > 1)
-		sw_batch_match(st->batch, load_user, st);
+		sw_event_batch_match(st->event_batch, load_user, st);
 	if (n > 0)
-		sw_batch_reset(st->batch);
+		sw_event_batch_reset(st->event_batch);
 	MemoryContextSwitchTo(st->event_cxt);
+}
+
+/*
+ * Set st->ctx to the event in the slot, in the event's context; false if it
+ * is restored or no live rule can use its name.
+ */
+static bool
+read_event(MatchState *st, TupleTableSlot *slot, const EventColumns *cols)
+{
+	bool  isnull;
+	char *name;
+
+	if (restored_event(st->cache, slot, cols))
+		return false;
+
+	name = TextDatumGetCString(slot_getattr(slot, cols->name, &isnull));
+	st->name_hash = sw_name_hash(name);
+	if (!event_relevant(st->cache, name, st->name_hash))
+		return false;
+
+	memset(&st->ctx, 0, sizeof(st->ctx));
+	st->ctx.event_name = name;
+	st->ctx.user_id = TextDatumGetCString(slot_getattr(slot, cols->user_id, &isnull));
+	st->ctx.event_id = DatumGetInt64(slot_getattr(slot, cols->event_id, &isnull));
+	st->ctx.event_occurred_at = DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
+	st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
+	return true;
+}
+
+/*
+ * Match the event of st->ctx, or add it to the event batch when it fits,
+ * matching the batch first if it cannot take it.
+ */
+static void
+match_or_add_to_event_batch(MatchState *st)
+{
+	if (sw_event_batch_fits(st->cache, st->ctx.event_name, st->name_hash))
+	{
+		if (!sw_event_batch_takes(st->event_batch, st->ctx.user_id))
+			match_event_batch(st);
+		sw_event_batch_add(st->event_batch, &st->ctx);
+		return;
+	}
+	/* In insertion order: the events waiting in the event batch first. */
+	match_event_batch(st);
+	match_event(st);
 }
 
 static void
@@ -481,9 +578,6 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const E
 	tuplestore_rescan(events);
 	for (;;)
 	{
-		bool  isnull;
-		char *name;
-
 		/*
 		 * Read in the statement's context, not the event's: a transition
 		 * table that spilled to disk (more than work_mem of events) pallocs
@@ -495,33 +589,37 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const E
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(st->event_cxt);
 		MemoryContextSwitchTo(st->event_cxt);
-		if (restored_event(st->cache, slot, cols))
-			continue;
-
-		name = TextDatumGetCString(slot_getattr(slot, cols->name, &isnull));
-		st->name_hash = sw_name_hash(name);
-		if (!event_relevant(st->cache, name, st->name_hash))
-			continue;
-
-		memset(&st->ctx, 0, sizeof(st->ctx));
-		st->ctx.event_name = name;
-		st->ctx.user_id = TextDatumGetCString(slot_getattr(slot, cols->user_id, &isnull));
-		st->ctx.event_id = DatumGetInt64(slot_getattr(slot, cols->event_id, &isnull));
-		st->ctx.event_occurred_at =
-			DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
-		st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
-		if (sw_batch_fits(st->cache, name, st->name_hash))
-		{
-			if (!sw_batch_takes(st->batch, st->ctx.user_id))
-				match_batch(st);
-			sw_batch_add(st->batch, &st->ctx);
-			continue;
-		}
-		/* In insertion order: the events waiting in the batch first. */
-		match_batch(st);
-		match_event(st);
+		if (read_event(st, slot, cols))
+			match_or_add_to_event_batch(st);
 	}
-	match_batch(st);
+	match_event_batch(st);
+}
+
+static void
+check_called_as_events_trigger(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("seriesweb._match_events() must be an AFTER INSERT statement "
+							   "trigger with a NEW TABLE")));
+}
+
+/* Match the statement's events, counting, when some series is live. */
+static void
+match_statement(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot,
+				const EventColumns *cols, MemoryContext stmt_cxt)
+{
+	st->counts = sw_counts_create(stmt_cxt);
+	st->event_cxt =
+		AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
+	st->event_batch = sw_event_batch_create(st->cache, st->counts, stmt_cxt);
+	match_all(st, events, slot, cols);
+	MemoryContextSwitchTo(stmt_cxt);
+	sw_counts_flush(st->counts);
 }
 
 PG_FUNCTION_INFO_V1(sw_match_events);
@@ -537,13 +635,7 @@ sw_match_events(PG_FUNCTION_ARGS)
 	MemoryContext	 stmt_cxt;
 	MemoryContext	 caller_cxt = CurrentMemoryContext;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
-		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("seriesweb._match_events() must be an AFTER INSERT statement "
-							   "trigger with a NEW TABLE")));
-
+	check_called_as_events_trigger(fcinfo);
 	events = trigdata->tg_newtable;
 	desc = RelationGetDescr(trigdata->tg_relation);
 	cols = event_columns(desc);
@@ -561,15 +653,7 @@ sw_match_events(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(stmt_cxt);
 	st.created = create_missing_users(st.cache, events, slot, &cols, stmt_cxt);
 	if (hash_get_num_entries(st.cache->blocks) > 0)
-	{
-		st.counts = sw_counts_create(stmt_cxt);
-		st.event_cxt =
-			AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
-		st.batch = sw_batch_create(st.cache, st.counts, stmt_cxt);
-		match_all(&st, events, slot, &cols);
-		MemoryContextSwitchTo(stmt_cxt);
-		sw_counts_flush(st.counts);
-	}
+		match_statement(&st, events, slot, &cols, stmt_cxt);
 
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextSwitchTo(caller_cxt);

@@ -1,19 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *	  The delivery queue in seriesweb.deliveries, and the per-block counters.
+ *	  The worker's side of the delivery queue in seriesweb.deliveries: each
+ *	  function runs one short transaction of its own.
  *
- * Matcher side: sw_enqueue() renders a webhook for one user and, in the
- * inserting transaction, marks the block reached and inserts the delivery
- * (one statement), asking for the worker to be woken at commit.  Worker side: every function below runs one short transaction
- * of its own — claim due deliveries (pending -> sending, FOR UPDATE SKIP
- * LOCKED), record a batch of outcomes (one statement: delivery rows, attempt
- * rows, counters, last activity), recover deliveries a crash left in
- * sending, fold counter deltas, purge old rows.  No transaction is ever
- * open while a request is on the network.
- *
- * Counters are insert-only deltas (seriesweb.block_counts) so that inserting
- * transactions never queue behind one another on a counter row.
+ * Claim due deliveries (pending -> sending, FOR UPDATE SKIP LOCKED), record
+ * a batch of outcomes (one statement: delivery rows, attempt rows, counters,
+ * last activity), hand claimed deliveries back or make them due sooner,
+ * recover deliveries a crash left in sending, fold counter deltas, purge old
+ * rows.  No transaction is ever open while a request is on the network.
+ * The matcher's side, which inserts the deliveries in the event's
+ * transaction, is enqueue.c; the counter deltas are written by counters.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,405 +18,20 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "plans.h"
 #include "queue.h"
-#include "users_cache.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "wake.h"
-
-static SPIPlanPtr counts_plan;
-static SPIPlanPtr enqueue_plan;
-static SPIPlanPtr enqueue_many_plan;
-static SPIPlanPtr reach_plan;
-static SPIPlanPtr reach_many_plan;
-static SPIPlanPtr render_failed_plan;
-static SPIPlanPtr recover_plan;
-static SPIPlanPtr claim_plan;
-static SPIPlanPtr record_plan;
-static SPIPlanPtr release_plan;
-static SPIPlanPtr hurry_plan;
-static SPIPlanPtr next_due_plan;
-static SPIPlanPtr oldest_xact_plan;
 
 /* ------------------------------------------------------------------------
- * Counters
- * ------------------------------------------------------------------------
- */
-
-typedef struct CountEntry
-{
-	int32 block_id; /* hash key */
-	int32 series_id;
-	int64 entered;
-	int64 reached;
-	int64 failed;
-} CountEntry;
-
-HTAB *
-sw_counts_create(MemoryContext cxt)
-{
-	HASHCTL ctl;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int32);
-	ctl.entrysize = sizeof(CountEntry);
-	ctl.hcxt = cxt;
-	return hash_create("seriesweb counts", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-void
-sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered, int reached, int failed)
-{
-	bool		found;
-	CountEntry *e = hash_search(counts, &block_id, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		e->series_id = series_id;
-		e->entered = e->reached = e->failed = 0;
-	}
-	e->entered += entered;
-	e->reached += reached;
-	e->failed += failed;
-}
-
-/* Insert one delta row per block touched; inside SPI. */
-void
-sw_counts_flush(HTAB *counts)
-{
-	static const Oid argtypes[5] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-									INT8ARRAYOID};
-	long			 n = hash_get_num_entries(counts);
-	Datum			*cols[5];
-	Datum			 args[5];
-	HASH_SEQ_STATUS	 seq;
-	CountEntry		*e;
-	int				 i = 0;
-
-	if (n == 0)
-		return;
-	for (int c = 0; c < 5; c++)
-		cols[c] = palloc(sizeof(Datum) * n);
-	hash_seq_init(&seq, counts);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		cols[0][i] = Int32GetDatum(e->block_id);
-		cols[1][i] = Int32GetDatum(e->series_id);
-		cols[2][i] = Int64GetDatum(e->entered);
-		cols[3][i] = Int64GetDatum(e->reached);
-		cols[4][i] = Int64GetDatum(e->failed);
-		i++;
-	}
-	args[0] = PointerGetDatum(construct_array(cols[0], n, INT4OID, 4, true, TYPALIGN_INT));
-	args[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
-	for (int c = 2; c < 5; c++)
-		args[c] = PointerGetDatum(
-			construct_array(cols[c], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	sw_plan(&counts_plan,
-			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, failed) "
-			"SELECT * FROM unnest($1, $2, $3, $4, $5)",
-			5, argtypes);
-	sw_execute(counts_plan, args, NULL, false, 0, SPI_OK_INSERT);
-}
-
-/* ------------------------------------------------------------------------
- * Matcher side
- * ------------------------------------------------------------------------
- */
-
-static Datum
-text_array(char **items, int n)
-{
-	Datum *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(items[i]);
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-/* A delivery that cannot be rendered is stored failed, with the reason. */
-static void
-note_render_failure(int32 block_id, const char *error)
-{
-	static const Oid argtypes[2] = {INT4OID, TEXTOID};
-	Datum			 args[2];
-
-	args[0] = Int32GetDatum(block_id);
-	args[1] = CStringGetTextDatum(error);
-	sw_plan(&render_failed_plan,
-			"INSERT INTO seriesweb.block_activity AS a (block_id, last_failed_at, last_error) "
-			"VALUES ($1, now(), $2) ON CONFLICT (block_id) DO UPDATE "
-			"   SET last_failed_at = EXCLUDED.last_failed_at, last_error = EXCLUDED.last_error",
-			2, argtypes);
-	sw_execute(render_failed_plan, args, NULL, false, 0, SPI_OK_INSERT);
-}
-
-/*
- * Record that a user reached a block, unless they had: rows from values,
- * returning those reached now.
- */
-#define REACH_SQL(values)                                                                   \
-	"INSERT INTO seriesweb.progress AS p (block_id, user_id, reached_at, event_id) " values \
-	" ON CONFLICT (block_id, user_id) DO UPDATE "                                           \
-	"    SET reached_at = EXCLUDED.reached_at, event_id = EXCLUDED.event_id "               \
-	"  WHERE p.reached_at IS NULL RETURNING block_id, user_id"
-
-/* The deliveries columns the enqueue statements write. */
-#define DELIVERY_COLUMNS                                                                      \
-	"INSERT INTO seriesweb.deliveries (delivery_id, series_id, block_id, user_id, event_id, " \
-	"       status, method, url, headers, body, last_error, finished_at) "
-
-bool
-sw_enqueue(SwCache *cache, SwBlock *wh, const SwContext *ctx, HTAB *counts)
-{
-	static const Oid  argtypes[11] = {INT8OID, INT4OID, INT4OID,	  TEXTOID, INT8OID, TEXTOID,
-									  TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
-	Datum			  args[11];
-	char			  nulls[11];
-	SwRenderedRequest req;
-	int64			  id = nextval_internal(cache->delivery_seq, false);
-	char			 *error;
-
-	memset(&req, 0, sizeof(req));
-	error = sw_webhook_render(wh->tmpl, ctx, id, &req);
-
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = Int64GetDatum(id);
-	args[1] = Int32GetDatum(wh->series->series_id);
-	args[2] = Int32GetDatum(wh->block_id);
-	args[3] = CStringGetTextDatum(ctx->user_id);
-	args[4] = Int64GetDatum(ctx->event_id);
-	args[5] = CStringGetTextDatum(error ? "failed" : "pending");
-	args[6] = CStringGetTextDatum(req.method ? req.method : "");
-	args[7] = CStringGetTextDatum(req.url ? req.url : "");
-	args[8] = text_array(req.headers, req.headers ? req.nheaders : 0);
-	args[9] = CStringGetTextDatum(req.body ? req.body : "");
-	if (error)
-		args[10] = CStringGetTextDatum(error);
-	else
-		nulls[10] = 'n';
-
-	sw_plan(
-		&enqueue_plan,
-		"WITH reached AS (" REACH_SQL(
-			"VALUES ($3, $4, now(), $5)") ") " DELIVERY_COLUMNS
-										  "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-										  "       CASE WHEN $6 = 'failed' THEN now() END "
-										  "  FROM reached",
-		11, argtypes);
-	if (sw_execute(enqueue_plan, args, nulls, false, 0, SPI_OK_INSERT) == 0)
-		return false;
-
-	if (error)
-	{
-		sw_counts_add(counts, wh->block_id, wh->series->series_id, 0, 0, 1);
-		note_render_failure(wh->block_id, error);
-	}
-	else
-		sw_wake_at_commit();
-	return true;
-}
-
-bool
-sw_reach(SwBlock *block, const SwContext *ctx)
-{
-	static const Oid argtypes[3] = {INT4OID, TEXTOID, INT8OID};
-	Datum			 args[3];
-
-	args[0] = Int32GetDatum(block->block_id);
-	args[1] = CStringGetTextDatum(ctx->user_id);
-	args[2] = Int64GetDatum(ctx->event_id);
-	sw_plan(&reach_plan, REACH_SQL("VALUES ($1, $2, now(), $3)"), 3, argtypes);
-	return sw_execute(reach_plan, args, NULL, false, 0, SPI_OK_INSERT_RETURNING) == 1;
-}
-
-/* A user's first item in sw_reach_many. */
-typedef struct FirstItem
-{
-	text *user_id; /* key */
-	int	  index;
-} FirstItem;
-
-void
-sw_reach_many(const SwReach *reach, int n, bool *reached)
-{
-	static const Oid argtypes[3] = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-	Datum			*cols[3];
-	Datum			 args[3];
-	HTAB			*first; /* user id -> index of the user's first item */
-	uint64			 nrows;
-
-	first = sw_text_map_create("seriesweb reached users", sizeof(FirstItem), CurrentMemoryContext);
-	for (int c = 0; c < 3; c++)
-		cols[c] = palloc(sizeof(Datum) * n);
-	for (int i = 0; i < n; i++)
-	{
-		text	  *id = cstring_to_text(reach[i].ctx->user_id);
-		bool	   found;
-		FirstItem *f = hash_search(first, &id, HASH_ENTER, &found);
-
-		if (!found)
-			f->index = i;
-		Assert(!found || reach[i - 1].ctx == reach[i].ctx);
-		cols[0][i] = Int32GetDatum(reach[i].block->block_id);
-		cols[1][i] = PointerGetDatum(id);
-		cols[2][i] = Int64GetDatum(reach[i].ctx->event_id);
-		reached[i] = false;
-	}
-	args[0] = PointerGetDatum(construct_array(cols[0], n, INT4OID, 4, true, TYPALIGN_INT));
-	args[1] = PointerGetDatum(construct_array(cols[1], n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] =
-		PointerGetDatum(construct_array(cols[2], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	sw_plan(&reach_many_plan,
-			REACH_SQL("SELECT b, u, now(), e FROM unnest($1, $2, $3) AS r (b, u, e)"), 3, argtypes);
-	nrows = sw_execute(reach_many_plan, args, NULL, false, 0, SPI_OK_INSERT_RETURNING);
-	for (uint64 r = 0; r < nrows; r++)
-	{
-		HeapTuple  tup = SPI_tuptable->vals[r];
-		TupleDesc  desc = SPI_tuptable->tupdesc;
-		bool	   isnull;
-		int32	   block_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		text	  *id = DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull));
-		FirstItem *f = hash_search(first, &id, HASH_FIND, NULL);
-
-		for (int i = f->index; i < n && reach[i].ctx == reach[f->index].ctx; i++)
-			if (reach[i].block->block_id == block_id)
-				reached[i] = true;
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
-
-/* The delivery ids an enqueue statement inserted, in ascending order. */
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64 x = *(const int64 *) a;
-	int64 y = *(const int64 *) b;
-
-	return x < y ? -1 : x > y;
-}
-
-void
-sw_enqueue_many(SwCache *cache, const SwReach *reach, int n, HTAB *counts)
-{
-	static const Oid argtypes[11] = {INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-									 INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-									 TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum			*cols[11];
-	bool			*error_nulls = palloc(sizeof(bool) * n);
-	char		   **errors = palloc(sizeof(char *) * n);
-	int64			*ids = palloc(sizeof(int64) * n);
-	int64			*queued;
-	Datum			 args[11];
-	int				 dims[1] = {n};
-	int				 lbs[1] = {1};
-	uint64			 nqueued;
-	bool			 any_pending = false;
-	Oid				 array_out_fn;
-	bool			 varlena;
-
-	getTypeOutputInfo(TEXTARRAYOID, &array_out_fn, &varlena);
-
-	for (int c = 0; c < 11; c++)
-		cols[c] = palloc(sizeof(Datum) * n);
-	for (int i = 0; i < n; i++)
-	{
-		SwBlock			 *wh = reach[i].block;
-		SwContext		 *ctx = reach[i].ctx;
-		SwRenderedRequest req;
-
-		ctx->series_id = wh->series->series_id;
-		ctx->series_name = wh->series->name;
-		ctx->block_id = wh->block_id;
-		ctx->block_title = wh->title;
-		ids[i] = nextval_internal(cache->delivery_seq, false);
-		memset(&req, 0, sizeof(req));
-		errors[i] = sw_webhook_render(wh->tmpl, ctx, ids[i], &req);
-		cols[0][i] = Int64GetDatum(ids[i]);
-		cols[1][i] = Int32GetDatum(wh->series->series_id);
-		cols[2][i] = Int32GetDatum(wh->block_id);
-		cols[3][i] = CStringGetTextDatum(ctx->user_id);
-		cols[4][i] = Int64GetDatum(ctx->event_id);
-		cols[5][i] = CStringGetTextDatum(errors[i] ? "failed" : "pending");
-		cols[6][i] = CStringGetTextDatum(req.method ? req.method : "");
-		cols[7][i] = CStringGetTextDatum(req.url ? req.url : "");
-		/* Headers of different lengths: each as an array literal. */
-		cols[8][i] = CStringGetTextDatum(OidOutputFunctionCall(
-			array_out_fn, text_array(req.headers, req.headers ? req.nheaders : 0)));
-		cols[9][i] = CStringGetTextDatum(req.body ? req.body : "");
-		cols[10][i] = errors[i] ? CStringGetTextDatum(errors[i]) : (Datum) 0;
-		error_nulls[i] = errors[i] == NULL;
-	}
-	args[0] =
-		PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(cols[1], n, INT4OID, 4, true, TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(cols[2], n, INT4OID, 4, true, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(cols[3], n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[4] =
-		PointerGetDatum(construct_array(cols[4], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	for (int c = 5; c < 10; c++)
-		args[c] = PointerGetDatum(construct_array(cols[c], n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[10] = PointerGetDatum(
-		construct_md_array(cols[10], error_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-
-	/* Each (block, user) at most once in one call: the caller sees to it. */
-	sw_plan(
-		&enqueue_many_plan,
-		"WITH d AS (SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-		"             AS d (id, series, block, usr, event, status, method, url, headers, "
-		"                   body, error)), "
-		"reached AS (" REACH_SQL(
-			"SELECT block, usr, now(), event FROM d") ") " DELIVERY_COLUMNS
-													  "SELECT d.id, d.series, d.block, d.usr, "
-													  "d.event, d.status, d.method, d.url, "
-													  "       d.headers::text[], d.body, d.error, "
-													  "       CASE WHEN d.status = 'failed' THEN "
-													  "now() END "
-													  "  FROM d JOIN reached r ON r.block_id = "
-													  "d.block AND r.user_id = d.usr "
-													  "RETURNING delivery_id",
-		11, argtypes);
-	nqueued = sw_execute(enqueue_many_plan, args, NULL, false, 0, SPI_OK_INSERT_RETURNING);
-	queued = palloc(sizeof(int64) * Max(nqueued, 1));
-	for (uint64 i = 0; i < nqueued; i++)
-	{
-		bool isnull;
-
-		queued[i] =
-			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_freetuptable(SPI_tuptable);
-	qsort(queued, nqueued, sizeof(int64), cmp_int64);
-
-	for (int i = 0; i < n; i++)
-	{
-		SwBlock *wh = reach[i].block;
-
-		if (bsearch(&ids[i], queued, nqueued, sizeof(int64), cmp_int64) == NULL)
-			continue;
-		sw_counts_add(counts, wh->block_id, wh->series->series_id, 0, 1, errors[i] ? 1 : 0);
-		if (errors[i])
-			note_render_failure(wh->block_id, errors[i]);
-		else
-			any_pending = true;
-	}
-	if (any_pending)
-		sw_wake_at_commit();
-}
-
-/* ------------------------------------------------------------------------
- * Worker side: each function is one short transaction
+ * The worker's transactions
  * ------------------------------------------------------------------------
  */
 
@@ -461,27 +73,62 @@ commit_tx(void)
  * send, which at-least-once delivery allows.  Outcomes are recorded with
  * the server's synchronous_commit.
  */
+/* clang-format off */
+static const char async_commit_sql[] =
+	"SET LOCAL synchronous_commit = off";
+/* clang-format on */
+
 static void
 async_commit(void)
 {
-	if (SPI_execute("SET LOCAL synchronous_commit = off", false, 0) != SPI_OK_UTILITY)
+	if (SPI_execute(async_commit_sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "seriesweb: could not set synchronous_commit");
 }
 
 /*
- * The record and release statements join a batch (arrays, unnested) with
- * the deliveries of the same ids.  A generic plan cannot see the batch size
- * and nests a loop that rescans the batch for every delivery; the join is
- * hashed instead, both sides at most one batch long (the ids are also an
+ * The record, release and hurry statements join a batch (arrays, unnested)
+ * with the deliveries of the same ids.  A generic plan cannot see the batch
+ * size and nests a loop that rescans the batch for every delivery; the join
+ * is hashed instead, both sides at most one batch long (the ids are also an
  * index condition on the deliveries, so the rows in sending are not all
  * read).
  */
+/* clang-format off */
+static const char join_batch_by_hash_sql[] =
+	"SET LOCAL enable_nestloop = off";
+/* clang-format on */
+
 static void
 join_batch_by_hash(void)
 {
-	if (SPI_execute("SET LOCAL enable_nestloop = off", false, 0) != SPI_OK_UTILITY)
+	if (SPI_execute(join_batch_by_hash_sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "seriesweb: could not set enable_nestloop");
 }
+
+static Datum
+int64_array(const int64 *values, int n)
+{
+	Datum *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+int32_array(const int *values, int n)
+{
+	Datum *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int32GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/* ------------------------------------------------------------------------
+ * Claiming
+ * ------------------------------------------------------------------------
+ */
 
 /*
  * Claims are marked with the claiming worker's start time: a delivery in
@@ -495,6 +142,14 @@ claim_token(void)
 	return Int64GetDatum((int64) MyStartTimestamp);
 }
 
+static SPIPlanPtr recover_plan;
+
+/* clang-format off */
+static const char recover_sql[] =
+	"UPDATE seriesweb.deliveries SET status = 'pending', next_attempt_at = now() "
+	" WHERE status = 'sending' AND claimed_by IS DISTINCT FROM $1";
+/* clang-format on */
+
 void
 sw_queue_recover(void)
 {
@@ -502,16 +157,54 @@ sw_queue_recover(void)
 	Datum			 token = claim_token();
 
 	begin_tx("seriesweb: recover deliveries nobody is sending");
-	sw_plan(&recover_plan,
-			"UPDATE seriesweb.deliveries SET status = 'pending', next_attempt_at = now() "
-			" WHERE status = 'sending' AND claimed_by IS DISTINCT FROM $1",
-			1, argtypes);
+	sw_plan(&recover_plan, recover_sql, 1, argtypes);
 	sw_execute(recover_plan, &token, NULL, false, 0, SPI_OK_UPDATE);
 	if (SPI_processed > 0)
 		ereport(LOG, (errmsg("seriesweb: %llu deliveries interrupted by a stop or crash, or "
 							 "restored while being sent, will be sent again",
 							 (unsigned long long) SPI_processed)));
 	commit_tx();
+}
+
+static SPIPlanPtr claim_plan;
+
+/*
+ * One generic plan, which assumes LIMIT $1 is a tenth of the table: the ids
+ * are an array, not a join that would then read the whole table.
+ */
+/* clang-format off */
+static const char claim_sql[] =
+	"UPDATE seriesweb.deliveries d SET status = 'sending', claimed_by = $5 "
+	" WHERE d.delivery_id = ANY (ARRAY("
+	"         SELECT delivery_id FROM seriesweb.deliveries "
+	"          WHERE status = 'pending' AND next_attempt_at <= now() "
+	"            AND (next_attempt_at, delivery_id) > ($2, $3) "
+	"            AND split_part(url, '/', 1) || '//' || split_part(url, '/', 3) "
+	"                <> ALL ($4) "
+	"            AND split_part(url, '?', 1) <> ALL ($4) "
+	"          ORDER BY next_attempt_at, delivery_id "
+	"          LIMIT $1 FOR UPDATE SKIP LOCKED)) "
+	"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
+	"          d.method, d.url, d.headers, d.body, "
+	"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
+	"          'msg_' || d.delivery_id::text || '_' "
+	"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint), "
+	"          d.next_attempt_at";
+/* clang-format on */
+
+/* The arguments of claim_sql; allocated in the transaction, gone with it. */
+static void
+claim_args(Datum *args, int limit, const SwClaimCursor *cursor, const char **skip, int nskip)
+{
+	Datum *skipd = palloc(sizeof(Datum) * Max(nskip, 1));
+
+	for (int i = 0; i < nskip; i++)
+		skipd[i] = CStringGetTextDatum(skip[i]);
+	args[0] = Int32GetDatum(limit);
+	args[1] = TimestampTzGetDatum(cursor->at);
+	args[2] = Int64GetDatum(cursor->id);
+	args[3] = PointerGetDatum(construct_array(skipd, nskip, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = claim_token();
 }
 
 static char *
@@ -542,6 +235,39 @@ claimed_headers(HeapTuple tup, TupleDesc desc, int col, SwClaimed *c)
 		c->headers[i] = elnulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
 }
 
+/* Copy a row claim_sql returned into c, in the current memory context. */
+static void
+copy_claimed(HeapTuple tup, TupleDesc desc, SwClaimed *c)
+{
+	bool isnull;
+
+	c->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	c->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	c->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	c->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+	c->method = claimed_text(tup, desc, 5);
+	c->url = claimed_text(tup, desc, 6);
+	claimed_headers(tup, desc, 7, c);
+	c->body = claimed_text(tup, desc, 8);
+	c->body_len = strlen(c->body);
+	c->secret = SPI_getvalue(tup, desc, 9);
+	c->webhook_id = claimed_text(tup, desc, 10);
+}
+
+/* RETURNING is in no particular order: keep the last in due order. */
+static void
+advance_cursor(SwClaimCursor *cursor, HeapTuple tup, TupleDesc desc, int64 delivery_id)
+{
+	bool		isnull;
+	TimestampTz due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 11, &isnull));
+
+	if (due > cursor->at || (due == cursor->at && delivery_id > cursor->id))
+	{
+		cursor->at = due;
+		cursor->id = delivery_id;
+	}
+}
+
 /*
  * Claim up to limit due deliveries after the cursor, in due order, passing
  * over those whose destination ("scheme://host:port") or path (the URL up
@@ -554,77 +280,77 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 {
 	static const Oid argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT8OID, TEXTARRAYOID, INT8OID};
 	Datum			 args[5];
-	Datum			*skipd;
 	uint64			 n;
 
 	begin_tx("seriesweb: claim due deliveries");
 	async_commit();
-	/* Allocated in the transaction: gone with it. */
-	skipd = palloc(sizeof(Datum) * Max(nskip, 1));
-	for (int i = 0; i < nskip; i++)
-		skipd[i] = CStringGetTextDatum(skip[i]);
-	args[0] = Int32GetDatum(limit);
-	args[1] = TimestampTzGetDatum(cursor->at);
-	args[2] = Int64GetDatum(cursor->id);
-	args[3] = PointerGetDatum(construct_array(skipd, nskip, TEXTOID, -1, false, TYPALIGN_INT));
-	args[4] = claim_token();
-	/*
-	 * One generic plan, which assumes LIMIT $1 is a tenth of the table: the
-	 * ids are an array, not a join that would then read the whole table.
-	 */
-	sw_plan(&claim_plan,
-			"UPDATE seriesweb.deliveries d SET status = 'sending', claimed_by = $5 "
-			" WHERE d.delivery_id = ANY (ARRAY("
-			"         SELECT delivery_id FROM seriesweb.deliveries "
-			"          WHERE status = 'pending' AND next_attempt_at <= now() "
-			"            AND (next_attempt_at, delivery_id) > ($2, $3) "
-			"            AND split_part(url, '/', 1) || '//' || split_part(url, '/', 3) "
-			"                <> ALL ($4) "
-			"            AND split_part(url, '?', 1) <> ALL ($4) "
-			"          ORDER BY next_attempt_at, delivery_id "
-			"          LIMIT $1 FOR UPDATE SKIP LOCKED)) "
-			"RETURNING d.delivery_id, d.block_id, d.attempts, d.max_attempts, "
-			"          d.method, d.url, d.headers, d.body, "
-			"          (SELECT b.secret FROM seriesweb.blocks b WHERE b.block_id = d.block_id), "
-			"          'msg_' || d.delivery_id::text || '_' "
-			"            || to_hex((extract(epoch FROM d.created_at) * 1000000)::bigint), "
-			"          d.next_attempt_at",
-			5, argtypes);
+	claim_args(args, limit, cursor, skip, nskip);
+	sw_plan(&claim_plan, claim_sql, 5, argtypes);
 	n = sw_execute(claim_plan, args, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
 
 	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		SwClaimed  *c = &out[i];
-		bool		isnull;
-		TimestampTz due;
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
 
-		c->delivery_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		c->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		c->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		c->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		c->method = claimed_text(tup, desc, 5);
-		c->url = claimed_text(tup, desc, 6);
-		claimed_headers(tup, desc, 7, c);
-		c->body = claimed_text(tup, desc, 8);
-		c->body_len = strlen(c->body);
-		c->secret = SPI_getvalue(tup, desc, 9);
-		c->webhook_id = claimed_text(tup, desc, 10);
-		/* RETURNING is in no particular order: keep the last in due order. */
-		due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 11, &isnull));
-		if (due > cursor->at || (due == cursor->at && c->delivery_id > cursor->id))
-		{
-			cursor->at = due;
-			cursor->id = c->delivery_id;
-		}
+		copy_claimed(tup, desc, &out[i]);
+		advance_cursor(cursor, tup, desc, out[i].delivery_id);
 	}
 	commit_tx();
 	return (int) n;
 }
 
-/* Column builders for the record statement. */
+/* ------------------------------------------------------------------------
+ * Recording outcomes, handing deliveries back
+ * ------------------------------------------------------------------------
+ */
+
+static SPIPlanPtr record_plan;
+
+/*
+ * Record a batch of outcomes in one statement and one transaction: the
+ * deliveries' new state, one attempt row each, the sent/failed counters and
+ * each block's latest activity.
+ */
+/* clang-format off */
+static const char record_sql[] =
+	"WITH r AS ("
+	"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+	"    AS r(delivery_id, attempt, status, next_at, started_at, finished_at, "
+	"         duration_ms, response_status, error, response_body, summary)), "
+	"u AS ("
+	"  UPDATE seriesweb.deliveries d "
+	"     SET status = r.status, attempts = r.attempt, "
+	"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at), "
+	"         finished_at = CASE WHEN r.status IN ('sent', 'failed') THEN r.finished_at END, "
+	"         response_status = r.response_status, last_error = r.error "
+	"    FROM r WHERE d.delivery_id = r.delivery_id AND d.delivery_id = ANY ($1) "
+	"     AND d.status = 'sending' "
+	"  RETURNING d.delivery_id, d.block_id, d.series_id, r.status, r.finished_at, r.summary), "
+	"a AS ("
+	"  INSERT INTO seriesweb.delivery_attempts "
+	"         (delivery_id, attempt, started_at, duration_ms, response_status, error, response_body) "
+	"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, response_body "
+	"    FROM r JOIN u USING (delivery_id)), "
+	"c AS ("
+	"  INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed) "
+	"  SELECT block_id, series_id, count(*) FILTER (WHERE status = 'sent'), "
+	"         count(*) FILTER (WHERE status = 'failed') "
+	"    FROM u WHERE status <> 'pending' GROUP BY block_id, series_id) "
+	"INSERT INTO seriesweb.block_activity AS ba (block_id, last_sent_at, last_failed_at, last_error) "
+	"SELECT block_id, max(finished_at) FILTER (WHERE status = 'sent'), "
+	"       max(finished_at) FILTER (WHERE status = 'failed'), "
+	"       (array_agg(summary ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
+	"  FROM u WHERE status <> 'pending' GROUP BY block_id "
+	"ON CONFLICT (block_id) DO UPDATE "
+	"   SET last_sent_at = greatest(ba.last_sent_at, EXCLUDED.last_sent_at), "
+	"       last_failed_at = greatest(ba.last_failed_at, EXCLUDED.last_failed_at), "
+	"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, '-infinity') "
+	"                         THEN EXCLUDED.last_error ELSE ba.last_error END";
+/* clang-format on */
+
+/* The columns of record_sql's unnest, one row per outcome. */
 typedef struct RecordArrays
 {
 	Datum *v[11];
@@ -668,28 +394,15 @@ fill_outcome_row(RecordArrays *a, int i, const SwOutcome *o)
 	a->null[10][i] = o->summary == NULL;
 }
 
-/*
- * Record a batch of outcomes in one statement and one transaction: the
- * deliveries' new state, one attempt row each, the sent/failed counters and
- * each block's latest activity.
- */
-void
-sw_queue_record(SwOutcome *outcomes, int n)
+/* The arguments of record_sql: the n outcomes, column by column. */
+static void
+record_args(const SwOutcome *outcomes, int n, Datum *args)
 {
 	static const Oid elemtypes[11] = {INT8OID,		  INT4OID,		  TEXTOID,	 TIMESTAMPTZOID,
 									  TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT4OID,
 									  TEXTOID,		  TEXTOID,		  TEXTOID};
-	static const Oid argtypes[11] = {INT8ARRAYOID,		  INT4ARRAYOID,		   TEXTARRAYOID,
-									 TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-									 FLOAT8ARRAYOID,	  INT4ARRAYOID,		   TEXTARRAYOID,
-									 TEXTARRAYOID,		  TEXTARRAYOID};
 	RecordArrays	 a;
-	Datum			 args[11];
 
-	if (n == 0)
-		return;
-	begin_tx("seriesweb: record delivery outcomes");
-	join_batch_by_hash();
 	for (int c = 0; c < 11; c++)
 	{
 		a.v[c] = palloc(sizeof(Datum) * n);
@@ -699,86 +412,58 @@ sw_queue_record(SwOutcome *outcomes, int n)
 		fill_outcome_row(&a, i, &outcomes[i]);
 	for (int c = 0; c < 11; c++)
 		args[c] = build_array(a.v[c], a.null[c], n, elemtypes[c]);
+}
 
-	sw_plan(
-		&record_plan,
-		"WITH r AS ("
-		"  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-		"    AS r(delivery_id, attempt, status, next_at, started_at, finished_at, "
-		"         duration_ms, response_status, error, response_body, summary)), "
-		"u AS ("
-		"  UPDATE seriesweb.deliveries d "
-		"     SET status = r.status, attempts = r.attempt, "
-		"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at), "
-		"         finished_at = CASE WHEN r.status IN ('sent', 'failed') THEN r.finished_at END, "
-		"         response_status = r.response_status, last_error = r.error "
-		"    FROM r WHERE d.delivery_id = r.delivery_id AND d.delivery_id = ANY ($1) "
-		"     AND d.status = 'sending' "
-		"  RETURNING d.delivery_id, d.block_id, d.series_id, r.status, r.finished_at, r.summary), "
-		"a AS ("
-		"  INSERT INTO seriesweb.delivery_attempts "
-		"         (delivery_id, attempt, started_at, duration_ms, response_status, error, "
-		"response_body) "
-		"  SELECT delivery_id, attempt, started_at, duration_ms, response_status, error, "
-		"response_body "
-		"    FROM r JOIN u USING (delivery_id)), "
-		"c AS ("
-		"  INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed) "
-		"  SELECT block_id, series_id, count(*) FILTER (WHERE status = 'sent'), "
-		"         count(*) FILTER (WHERE status = 'failed') "
-		"    FROM u WHERE status <> 'pending' GROUP BY block_id, series_id) "
-		"INSERT INTO seriesweb.block_activity AS ba (block_id, last_sent_at, last_failed_at, "
-		"last_error) "
-		"SELECT block_id, max(finished_at) FILTER (WHERE status = 'sent'), "
-		"       max(finished_at) FILTER (WHERE status = 'failed'), "
-		"       (array_agg(summary ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1] "
-		"  FROM u WHERE status <> 'pending' GROUP BY block_id "
-		"ON CONFLICT (block_id) DO UPDATE "
-		"   SET last_sent_at = greatest(ba.last_sent_at, EXCLUDED.last_sent_at), "
-		"       last_failed_at = greatest(ba.last_failed_at, EXCLUDED.last_failed_at), "
-		"       last_error = CASE WHEN EXCLUDED.last_failed_at >= coalesce(ba.last_failed_at, "
-		"'-infinity') "
-		"                         THEN EXCLUDED.last_error ELSE ba.last_error END",
-		11, argtypes);
+void
+sw_queue_record(SwOutcome *outcomes, int n)
+{
+	static const Oid argtypes[11] = {INT8ARRAYOID,		  INT4ARRAYOID,		   TEXTARRAYOID,
+									 TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+									 FLOAT8ARRAYOID,	  INT4ARRAYOID,		   TEXTARRAYOID,
+									 TEXTARRAYOID,		  TEXTARRAYOID};
+	Datum			 args[11];
+
+	if (n == 0)
+		return;
+	begin_tx("seriesweb: record delivery outcomes");
+	join_batch_by_hash();
+	record_args(outcomes, n, args);
+	sw_plan(&record_plan, record_sql, 11, argtypes);
 	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
 	commit_tx();
 }
+
+static SPIPlanPtr release_plan;
 
 /*
  * Put claimed deliveries that were not sent back in the queue, each due
  * again after its delay; not an attempt.
  */
+/* clang-format off */
+static const char release_sql[] =
+	"UPDATE seriesweb.deliveries d "
+	"   SET status = 'pending', next_attempt_at = now() + r.ms::float8 * interval '1 millisecond' "
+	"  FROM unnest($1, $2) AS r(id, ms) "
+	" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) AND d.status = 'sending'";
+/* clang-format on */
+
 void
 sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 {
 	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
-	Datum			*idd;
-	Datum			*msd;
 	Datum			 args[2];
 
 	begin_tx("seriesweb: hand back deliveries waiting for a busy destination");
 	async_commit();
 	join_batch_by_hash();
-	idd = palloc(sizeof(Datum) * n);
-	msd = palloc(sizeof(Datum) * n);
-	for (int i = 0; i < n; i++)
-	{
-		idd[i] = Int64GetDatum(ids[i]);
-		msd[i] = Int32GetDatum(delay_ms[i]);
-	}
-	args[0] =
-		PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(msd, n, INT4OID, 4, true, TYPALIGN_INT));
-	sw_plan(&release_plan,
-			"UPDATE seriesweb.deliveries d "
-			"   SET status = 'pending', next_attempt_at = now() + r.ms::float8 * interval '1 "
-			"millisecond' "
-			"  FROM unnest($1, $2) AS r(id, ms) "
-			" WHERE d.delivery_id = r.id AND d.delivery_id = ANY ($1) AND d.status = 'sending'",
-			2, argtypes);
+	args[0] = int64_array(ids, n);
+	args[1] = int32_array(delay_ms, n);
+	sw_plan(&release_plan, release_sql, 2, argtypes);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }
+
+static SPIPlanPtr hurry_plan;
 
 /*
  * Make handed-back deliveries due now: their destination has free slots
@@ -800,28 +485,30 @@ void
 sw_queue_hurry(const int64 *ids, const int *attempts, int n)
 {
 	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
-	Datum			*idd;
-	Datum			*attd;
 	Datum			 args[2];
 
 	begin_tx("seriesweb: make due deliveries whose destination has free slots");
 	/* As a release: a lost commit leaves them due at their predicted turn. */
 	async_commit();
 	join_batch_by_hash();
-	idd = palloc(sizeof(Datum) * n);
-	attd = palloc(sizeof(Datum) * n);
-	for (int i = 0; i < n; i++)
-	{
-		idd[i] = Int64GetDatum(ids[i]);
-		attd[i] = Int32GetDatum(attempts[i]);
-	}
-	args[0] =
-		PointerGetDatum(construct_array(idd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(attd, n, INT4OID, 4, true, TYPALIGN_INT));
+	args[0] = int64_array(ids, n);
+	args[1] = int32_array(attempts, n);
 	sw_plan(&hurry_plan, hurry_sql, 2, argtypes);
 	sw_execute(hurry_plan, args, NULL, false, 0, SPI_OK_UPDATE);
 	commit_tx();
 }
+
+/* ------------------------------------------------------------------------
+ * When to claim next
+ * ------------------------------------------------------------------------
+ */
+
+static SPIPlanPtr next_due_plan;
+
+/* clang-format off */
+static const char next_due_sql[] =
+	"SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'";
+/* clang-format on */
 
 /* When the next pending delivery is due; DT_NOEND when none is. */
 TimestampTz
@@ -832,9 +519,7 @@ sw_queue_next_due(void)
 	Datum		d;
 
 	begin_tx("seriesweb: look for the next due delivery");
-	sw_plan(&next_due_plan,
-			"SELECT min(next_attempt_at) FROM seriesweb.deliveries WHERE status = 'pending'", 0,
-			NULL);
+	sw_plan(&next_due_plan, next_due_sql, 0, NULL);
 	sw_execute(next_due_plan, NULL, NULL, true, 1, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
@@ -843,6 +528,8 @@ sw_queue_next_due(void)
 	return due;
 }
 
+static SPIPlanPtr oldest_xact_plan;
+
 /*
  * When the oldest transaction in progress in another session of this
  * database started, autovacuum aside (DT_NOEND when none): whatever it
@@ -850,22 +537,24 @@ sw_queue_next_due(void)
  * set before now().  Needs track_activities (the default); without it,
  * this says "none".
  */
+/* clang-format off */
+static const char oldest_xact_sql[] =
+	"SELECT min(xact_start) FROM pg_stat_get_activity(NULL) "
+	" WHERE datid = $1 AND pid <> pg_backend_pid() "
+	"   AND backend_type <> 'autovacuum worker'";
+/* clang-format on */
+
 TimestampTz
 sw_queue_oldest_xact_start(void)
 {
-	TimestampTz oldest = DT_NOEND;
-	bool		isnull;
-	Datum		d;
-
 	static const Oid argtypes[1] = {OIDOID};
 	Datum			 arg = ObjectIdGetDatum(MyDatabaseId);
+	TimestampTz		 oldest = DT_NOEND;
+	bool			 isnull;
+	Datum			 d;
 
 	begin_tx("seriesweb: look for the oldest transaction in progress");
-	sw_plan(&oldest_xact_plan,
-			"SELECT min(xact_start) FROM pg_stat_get_activity(NULL) "
-			" WHERE datid = $1 AND pid <> pg_backend_pid() "
-			"   AND backend_type <> 'autovacuum worker'",
-			1, argtypes);
+	sw_plan(&oldest_xact_plan, oldest_xact_sql, 1, argtypes);
 	sw_execute(oldest_xact_plan, &arg, NULL, true, 1, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
@@ -874,18 +563,25 @@ sw_queue_oldest_xact_start(void)
 	return oldest;
 }
 
-/* Fold the counter deltas into one row per block. */
+/* ------------------------------------------------------------------------
+ * Housekeeping
+ * ------------------------------------------------------------------------
+ */
+
+/* Fold the counter deltas (counters.c) into one row per block. */
+/* clang-format off */
+static const char fold_counts_sql[] =
+	"WITH d AS (DELETE FROM seriesweb.block_counts RETURNING *) "
+	"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, sent, failed) "
+	"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed) "
+	"  FROM d GROUP BY block_id, series_id";
+/* clang-format on */
+
 void
 sw_queue_fold_counts(void)
 {
 	begin_tx("seriesweb: fold block counters");
-	if (SPI_execute(
-			"WITH d AS (DELETE FROM seriesweb.block_counts RETURNING *) "
-			"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, sent, "
-			"failed) "
-			"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed) "
-			"  FROM d GROUP BY block_id, series_id",
-			false, 0) != SPI_OK_INSERT)
+	if (SPI_execute(fold_counts_sql, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "seriesweb: could not fold block counters");
 	commit_tx();
 }
@@ -893,8 +589,22 @@ sw_queue_fold_counts(void)
 /*
  * Purge finished deliveries older than the retention, with their attempts,
  * in slices of 10,000 rows per transaction so that no purge holds locks for
- * long.  Counters are separate and unaffected.
+ * long.  Counters are separate and unaffected.  Not saved: it runs rarely,
+ * and %d is the retention in seconds.
  */
+/* clang-format off */
+static const char purge_sql[] =
+	"WITH old AS ("
+	"  DELETE FROM seriesweb.deliveries WHERE delivery_id IN ("
+	"    SELECT delivery_id FROM seriesweb.deliveries "
+	"     WHERE finished_at < now() - make_interval(secs => %d) "
+	"     LIMIT 10000) "
+	"  RETURNING delivery_id), "
+	"a AS (DELETE FROM seriesweb.delivery_attempts a USING old "
+	"       WHERE a.delivery_id = old.delivery_id) "
+	"SELECT count(*) FROM old";
+/* clang-format on */
+
 int64
 sw_queue_purge(int retention_s)
 {
@@ -903,16 +613,7 @@ sw_queue_purge(int retention_s)
 
 	do
 	{
-		char *sql = psprintf("WITH old AS ("
-							 "  DELETE FROM seriesweb.deliveries WHERE delivery_id IN ("
-							 "    SELECT delivery_id FROM seriesweb.deliveries "
-							 "     WHERE finished_at < now() - make_interval(secs => %d) "
-							 "     LIMIT 10000) "
-							 "  RETURNING delivery_id), "
-							 "a AS (DELETE FROM seriesweb.delivery_attempts a USING old "
-							 "       WHERE a.delivery_id = old.delivery_id) "
-							 "SELECT count(*) FROM old",
-							 retention_s);
+		char *sql = psprintf(purge_sql, retention_s);
 		bool  isnull;
 
 		begin_tx("seriesweb: purge old deliveries");

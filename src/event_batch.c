@@ -1,39 +1,40 @@
 /*-------------------------------------------------------------------------
  *
- * batch.c
+ * event_batch.c
  *	  Matching many events of one statement at once, for the usual shape
  *	  of a series: an entry rule followed only by webhooks.
  *
  * Event by event (matcher.c), a COPY of many events that fire costs a few
- * statements per event.  An event fits a batch when every rule it could
- * reach is the only entry rule of its series and is followed only by
- * webhooks with nothing after them, and no rule armed for a user can wait
- * for an event of its name.  Such events of distinct users are matched
- * together: the rules are reached with one statement, then the webhooks
- * after those reached now, with their deliveries, with another
- * (sw_enqueue_many).  With that shape and distinct users, no event of a
- * batch changes what another matches, and the outcome is the one event by
- * event: the same rows, counts and delivery ids, each row written by the
+ * statements per event.  An event fits an event batch when every rule it
+ * could reach is the only entry rule of its series and is followed only by
+ * webhooks with nothing after them, and no rule armed for a user can wait for
+ * an event of its name.  Such events of distinct users are matched together:
+ * the rules are reached with one statement, then the webhooks after those
+ * reached now, with their deliveries, with another (sw_reach_many and
+ * sw_enqueue_many, enqueue.c).  With that shape and distinct users, no event
+ * of a batch changes what another matches, and the outcome is the one event
+ * by event: the same rows, counts and delivery ids, each row written by the
  * same INSERT .. ON CONFLICT, so concurrent transactions still reach each
- * block at most once per user.  A second event of a user in the batch
- * starts the next batch.
+ * block at most once per user.  A second event of a user in the batch starts
+ * the next batch.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "batch.h"
+#include "counters.h"
+#include "enqueue.h"
+#include "event_batch.h"
 #include "filter.h"
-#include "queue.h"
 #include "users_cache.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
-/* Events per batch at most: bounds the batch's memory and statements. */
-#define BATCH_MAX 1000
+/* Events per event batch at most: bounds its memory and statements. */
+#define EVENT_BATCH_MAX 1000
 
-struct SwBatch
+struct SwEventBatch
 {
 	SwCache		 *cache;
 	HTAB		 *counts;
@@ -46,7 +47,7 @@ struct SwBatch
 
 /* The only entry rule of its series, followed only by webhooks that end it. */
 static bool
-simple(const SwBlock *rule)
+rule_has_event_batch_shape(const SwBlock *rule)
 {
 	if (rule->series->nentry != 1)
 		return false;
@@ -57,7 +58,7 @@ simple(const SwBlock *rule)
 }
 
 bool
-sw_batch_fits(SwCache *cache, const char *name, uint32 name_hash)
+sw_event_batch_fits(SwCache *cache, const char *name, uint32 name_hash)
 {
 	ListCell *lc;
 
@@ -67,26 +68,26 @@ sw_batch_fits(SwCache *cache, const char *name, uint32 name_hash)
 		if (sw_rule_wants(lfirst(lc), name))
 			return false;
 	foreach (lc, sw_cache_entry_rules(cache, name, name_hash))
-		if (!simple(lfirst(lc)))
+		if (!rule_has_event_batch_shape(lfirst(lc)))
 			return false;
 	return true;
 }
 
-SwBatch *
-sw_batch_create(SwCache *cache, HTAB *counts, MemoryContext parent)
+SwEventBatch *
+sw_event_batch_create(SwCache *cache, HTAB *counts, MemoryContext parent)
 {
-	SwBatch *b = MemoryContextAllocZero(parent, sizeof(SwBatch));
+	SwEventBatch *b = MemoryContextAllocZero(parent, sizeof(SwEventBatch));
 
 	b->cache = cache;
 	b->counts = counts;
 	b->cxt = AllocSetContextCreate(parent, "seriesweb matcher batch", ALLOCSET_DEFAULT_SIZES);
-	sw_batch_reset(b);
+	sw_event_batch_reset(b);
 	return b;
 }
 
 /* Nothing is allocated until an event is added: most statements add none. */
 void
-sw_batch_reset(SwBatch *b)
+sw_event_batch_reset(SwEventBatch *b)
 {
 	MemoryContextReset(b->cxt);
 	b->users = NULL;
@@ -95,7 +96,7 @@ sw_batch_reset(SwBatch *b)
 }
 
 bool
-sw_batch_takes(SwBatch *b, const char *user_id)
+sw_event_batch_takes(SwEventBatch *b, const char *user_id)
 {
 	text *id;
 	bool  found;
@@ -107,19 +108,19 @@ sw_batch_takes(SwBatch *b, const char *user_id)
 	id = cstring_to_text(user_id);
 	found = hash_search(b->users, &id, HASH_FIND, NULL) != NULL;
 	pfree(id);
-	return b->n < BATCH_MAX && !found;
+	return b->n < EVENT_BATCH_MAX && !found;
 }
 
 void
-sw_batch_add(SwBatch *b, const SwContext *event)
+sw_event_batch_add(SwEventBatch *b, const SwContext *event)
 {
 	MemoryContext old = MemoryContextSwitchTo(b->cxt);
 	SwContext	 *ctx;
 
-	Assert(b->n < BATCH_MAX);
+	Assert(b->n < EVENT_BATCH_MAX);
 	if (b->n == b->cap)
 	{
-		b->cap = b->cap == 0 ? 16 : Min(b->cap * 2, BATCH_MAX);
+		b->cap = b->cap == 0 ? 16 : Min(b->cap * 2, EVENT_BATCH_MAX);
 		b->events = b->events ? repalloc(b->events, sizeof(SwContext) * b->cap)
 							  : palloc(sizeof(SwContext) * b->cap);
 	}
@@ -150,22 +151,20 @@ sw_batch_add(SwBatch *b, const SwContext *event)
 }
 
 SwContext *
-sw_batch_events(SwBatch *b, int *n)
+sw_event_batch_events(SwEventBatch *b, int *n)
 {
 	*n = b->n;
 	return b->events;
 }
 
-void
-sw_batch_match(SwBatch *b, SwLoadUser load, void *arg)
+/* The entry rules each event reaches, in the order matcher.c tries them. */
+static SwReach *
+matching_entry_rules(SwEventBatch *b, SwLoadUser load, void *arg, int *nrules)
 {
-	MemoryContext old = MemoryContextSwitchTo(b->cxt);
-	int			  cap = 16, nrules = 0, nwebhooks = 0;
-	SwReach		 *rules = palloc(sizeof(SwReach) * cap);
-	bool		 *reached;
-	SwReach		 *webhooks;
+	int		 cap = 16;
+	SwReach *rules = palloc(sizeof(SwReach) * cap);
 
-	/* The rules each event reaches, in the order matcher.c tries them. */
+	*nrules = 0;
 	for (int i = 0; i < b->n; i++)
 	{
 		SwContext *ctx = &b->events[i];
@@ -179,16 +178,61 @@ sw_batch_match(SwBatch *b, SwLoadUser load, void *arg)
 
 			if (!sw_filter_eval(rule->filter, ctx))
 				continue;
-			if (nrules == cap)
+			if (*nrules == cap)
 			{
 				cap *= 2;
 				rules = repalloc(rules, sizeof(SwReach) * cap);
 			}
-			rules[nrules].block = rule;
-			rules[nrules].ctx = ctx;
-			nrules++;
+			rules[*nrules].block = rule;
+			rules[*nrules].ctx = ctx;
+			(*nrules)++;
 		}
 	}
+	return rules;
+}
+
+/*
+ * The webhooks after the rules reached now, for the same events; each such
+ * rule is counted entered (its series' only entry rule) and reached.
+ */
+static SwReach *
+webhooks_after_reached(SwEventBatch *b, const SwReach *rules, const bool *reached, int nrules,
+					   int *nwebhooks)
+{
+	SwReach *webhooks;
+
+	*nwebhooks = 0;
+	for (int r = 0; r < nrules; r++)
+		*nwebhooks += reached[r] ? rules[r].block->nnext : 0;
+	webhooks = palloc(sizeof(SwReach) * Max(*nwebhooks, 1));
+	*nwebhooks = 0;
+	for (int r = 0; r < nrules; r++)
+	{
+		SwBlock *rule = rules[r].block;
+
+		if (!reached[r])
+			continue;
+		sw_counts_add(b->counts, rule->block_id, rule->series->series_id, 1, 1, 0);
+		for (int i = 0; i < rule->nnext; i++)
+		{
+			webhooks[*nwebhooks].block = rule->next[i];
+			webhooks[*nwebhooks].ctx = rules[r].ctx;
+			(*nwebhooks)++;
+		}
+	}
+	return webhooks;
+}
+
+void
+sw_event_batch_match(SwEventBatch *b, SwLoadUser load, void *arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+	int			  nrules;
+	int			  nwebhooks;
+	SwReach		 *rules = matching_entry_rules(b, load, arg, &nrules);
+	SwReach		 *webhooks;
+	bool		 *reached;
+
 	if (nrules == 0)
 	{
 		MemoryContextSwitchTo(old);
@@ -199,25 +243,7 @@ sw_batch_match(SwBatch *b, SwLoadUser load, void *arg)
 	sw_reach_many(rules, nrules, reached);
 	MemoryContextSwitchTo(b->cxt);
 
-	/* Each rule reached now is entered (its series' only entry rule). */
-	for (int r = 0; r < nrules; r++)
-		nwebhooks += reached[r] ? rules[r].block->nnext : 0;
-	webhooks = palloc(sizeof(SwReach) * Max(nwebhooks, 1));
-	nwebhooks = 0;
-	for (int r = 0; r < nrules; r++)
-	{
-		SwBlock *rule = rules[r].block;
-
-		if (!reached[r])
-			continue;
-		sw_counts_add(b->counts, rule->block_id, rule->series->series_id, 1, 1, 0);
-		for (int i = 0; i < rule->nnext; i++)
-		{
-			webhooks[nwebhooks].block = rule->next[i];
-			webhooks[nwebhooks].ctx = rules[r].ctx;
-			nwebhooks++;
-		}
-	}
+	webhooks = webhooks_after_reached(b, rules, reached, nrules, &nwebhooks);
 	if (nwebhooks > 0)
 		sw_enqueue_many(b->cache, webhooks, nwebhooks, b->counts);
 	MemoryContextSwitchTo(old);

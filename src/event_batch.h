@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * batch.h
+ * event_batch.h
  *	  Matching many events of one statement at once, for the usual shape
- *	  of a series (see batch.c).
+ *	  of a series (see event_batch.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -15,28 +15,28 @@
 #include "series_cache.h"
 #include "utils/hsearch.h"
 
-typedef struct SwBatch SwBatch;
+typedef struct SwEventBatch SwEventBatch;
 
 /* Fills the user and company fields of ctx (matcher.c's load_user). */
 typedef void (*SwLoadUser)(void *arg, SwContext *ctx);
 
-/* Can an event of this name be matched in a batch? */
-extern bool sw_batch_fits(SwCache *cache, const char *name, uint32 name_hash);
+/* Can an event of this name be matched in an event batch? */
+extern bool sw_event_batch_fits(SwCache *cache, const char *name, uint32 name_hash);
 
-extern SwBatch *sw_batch_create(SwCache *cache, HTAB *counts, MemoryContext parent);
+extern SwEventBatch *sw_event_batch_create(SwCache *cache, HTAB *counts, MemoryContext parent);
 
 /* Can the batch take an event of this user, or must it be matched first? */
-extern bool sw_batch_takes(SwBatch *batch, const char *user_id);
+extern bool sw_event_batch_takes(SwEventBatch *batch, const char *user_id);
 
 /* Add an event (its event fields and user id are copied). */
-extern void sw_batch_add(SwBatch *batch, const SwContext *event);
+extern void sw_event_batch_add(SwEventBatch *batch, const SwContext *event);
 
-/* The events added since the last sw_batch_reset. */
-extern SwContext *sw_batch_events(SwBatch *batch, int *n);
+/* The events added since the last sw_event_batch_reset. */
+extern SwContext *sw_event_batch_events(SwEventBatch *batch, int *n);
 
 /* Match the events added, as matcher.c would one by one; inside SPI. */
-extern void sw_batch_match(SwBatch *batch, SwLoadUser load, void *arg);
+extern void sw_event_batch_match(SwEventBatch *batch, SwLoadUser load, void *arg);
 
-extern void sw_batch_reset(SwBatch *batch);
+extern void sw_event_batch_reset(SwEventBatch *batch);
 
 #endif /* SERIESWEB_BATCH_H */
