@@ -24,7 +24,7 @@
 #include "enqueue.h"
 #include "executor/spi.h"
 #include "plans.h"
-#include "users_cache.h"
+#include "text_hash.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"

@@ -26,7 +26,7 @@
 #include "enqueue.h"
 #include "event_batch.h"
 #include "filter.h"
-#include "users_cache.h"
+#include "text_hash.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"

@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "attrs.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -35,6 +36,7 @@
 #include "miscadmin.h"
 #include "plans.h"
 #include "series_cache.h"
+#include "text_hash.h"
 #include "users_cache.h"
 #include "utils/array.h"
 #include "utils/builtins.h"

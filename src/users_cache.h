@@ -11,12 +11,6 @@
 
 #include "postgres.h"
 
-/*
- * Only for matcher.c, batch.c and queue.c, which took the text hash tables
- * from here: once they include text_hash.h themselves, this line goes.
- */
-#include "text_hash.h"
-
 /* Shared memory: request it (shmem_request_hook), then attach to it. */
 extern void sw_users_cache_shmem_request(void);
 extern void sw_users_cache_shmem_init(void);
