@@ -43,9 +43,6 @@
 
 #include "access/xact.h"
 #include "lib/ilist.h"
-#if PG_VERSION_NUM >= 150000
-#include "common/pg_prng.h"
-#endif
 #include "commands/dbcommands.h"
 #include "destinations.h"
 #include "executor/spi.h"
@@ -54,7 +51,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
-#include "response.h"
+#include "retry.h"
 #include "sender.h"
 #include "settings.h"
 #include "shmem.h"
@@ -372,50 +369,6 @@ queue_step(WorkerState *w, QueueStep step, void *arg)
 
 /* ---- outcomes ---- */
 
-static double
-random_fraction(void)
-{
-#if PG_VERSION_NUM >= 150000
-	return pg_prng_double(&pg_global_prng_state);
-#else
-	return (double) random() / ((double) MAX_RANDOM_VALUE + 1);
-#endif
-}
-
-/* Decide what a finished attempt means for its delivery. */
-static void
-judge(const Job *job, SwOutcome *o)
-{
-	const SwTransfer *t = &job->transfer;
-	const SwClaimed	 *c = &job->claimed;
-	long			  delay_ms;
-
-	o->delivery_id = c->delivery_id;
-	o->attempt = c->attempts + 1;
-	o->started_at = t->started_at;
-	o->duration_ms = t->duration_ms;
-	o->finished_at = TimestampTzPlusMilliseconds(t->started_at, (int64) t->duration_ms);
-	o->response_status = (int) t->status;
-	o->error = t->error;
-	o->summary = t->summary;
-	o->response_body = t->response_body.len > 0 ? t->response_body.data : NULL;
-
-	if (t->error == NULL)
-		o->status = "sent";
-	else if (t->status == 410 || o->attempt >= c->max_attempts)
-		o->status = "failed";
-	else
-	{
-		o->status = "pending";
-		delay_ms = sw_retry_delay_ms(o->attempt);
-		if ((t->status == 429 || t->status == 503) && t->retry_after_s >= 0)
-			delay_ms = sw_retry_after_delay_ms(t->retry_after_s, sw_longest_retry_delay_ms());
-		/* Up to 10% jitter, so retries of one outage do not arrive as one wave. */
-		delay_ms += (long) (random_fraction() * (delay_ms / 10));
-		o->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
-	}
-}
-
 static void
 on_done(SwTransfer *t, void *arg)
 {
@@ -426,7 +379,7 @@ on_done(SwTransfer *t, void *arg)
 	sw_dest_finished(w->dests, job->route, t->duration_ms, now);
 	if (w->noutcomes == 0)
 		w->first_outcome_at = now;
-	judge(job, &w->outcomes[w->noutcomes]);
+	sw_retry_decide(&job->claimed, &job->transfer, &w->outcomes[w->noutcomes]);
 	/* A retry is due later: make sure we look for it then. */
 	if (strcmp(w->outcomes[w->noutcomes].status, "pending") == 0)
 		w->next_due = Min(w->next_due, w->outcomes[w->noutcomes].next_attempt_at);
