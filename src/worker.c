@@ -32,7 +32,6 @@
 #include "shmem.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -144,6 +143,26 @@ publish_exit(int code, Datum arg)
 }
 
 /*
+ * Connect to the database the launcher started this worker for (arg is its
+ * slot; the database is in bgw_extra).  From here on, however it stops, it
+ * says so in its slot.
+ */
+static void
+connect_to_database(Datum arg)
+{
+	Oid database;
+
+	my_slot = DatumGetInt32(arg);
+	memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	sw_slot_set_state(my_slot, SW_WORKER_CONNECTING, "connecting to its database");
+	before_shmem_exit(publish_exit, (Datum) 0);
+	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+	StartTransactionCommand();
+	my_database = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+}
+
+/*
  * Wait until the extension is at this library's version: ALTER EXTENSION
  * UPDATE wakes us when it commits.  A database at another version is left
  * alone (its tables may not be what this library's statements expect); it
@@ -198,20 +217,12 @@ sw_worker_main(Datum arg)
 {
 	MemoryContext loop_cxt;
 	SwWorkerLoop *loop;
-	Oid			  database;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	my_slot = DatumGetInt32(arg);
-	memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	sw_slot_set_state(my_slot, SW_WORKER_CONNECTING, "connecting to its database");
-	before_shmem_exit(publish_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
-	StartTransactionCommand();
-	my_database = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
-	CommitTransactionCommand();
+	connect_to_database(arg);
 	pgstat_report_appname("seriesweb worker");
 	fix_search_path();
 	index_only_plans();

@@ -60,7 +60,7 @@
 #include "worker_loop.h"
 
 /* Outcomes recorded per transaction at most. */
-#define RECORD_BATCH 512
+#define OUTCOMES_PER_RECORD 512
 /* A finished attempt waits at most this long to be recorded. */
 #define RECORD_DELAY_MS 10
 /*
@@ -81,20 +81,23 @@
 /* After a lock wait ended (SW_QUEUE_LOCK_TIMEOUT_MS), the queue is left alone this long. */
 #define QUEUE_RETRY_MS 250
 
-/* A claim batch: its memory lives until its last delivery is recorded. */
-typedef struct Batch
+/*
+ * The deliveries one claim took: their memory lives until the last of them
+ * is recorded or handed back.
+ */
+typedef struct ClaimBatch
 {
 	MemoryContext cxt;
 	int			  unrecorded;
-} Batch;
+} ClaimBatch;
 
 typedef struct Job
 {
-	SwTransfer transfer; /* first: the sender hands it back */
-	SwClaimed  claimed;
-	Batch	  *batch;
-	SwRoute	   route; /* its destination and path (destinations.c) */
-	dlist_node node;  /* in the ready list until started */
+	SwTransfer	transfer; /* first: the sender hands it back */
+	SwClaimed	claimed;
+	ClaimBatch *claim_batch;
+	SwRoute		route; /* its destination and path (destinations.c) */
+	dlist_node	node;  /* in the ready list until started */
 } Job;
 
 struct SwWorkerLoop
@@ -171,7 +174,7 @@ handle_signals(SwWorkerLoop *w)
 typedef void (*QueueStep)(SwWorkerLoop *w, void *arg);
 
 static void
-queue_locked(SwWorkerLoop *w, const char *why)
+note_queue_locked(SwWorkerLoop *w, const char *why)
 {
 	if (!w->queue_locked)
 	{
@@ -187,7 +190,7 @@ queue_locked(SwWorkerLoop *w, const char *why)
 }
 
 static void
-queue_free(SwWorkerLoop *w)
+note_queue_free(SwWorkerLoop *w)
 {
 	ereport(LOG, (errmsg("seriesweb: the delivery queue is free again")));
 	sw_slot_set_state(w->slot, SW_WORKER_RUNNING, "sending deliveries");
@@ -227,19 +230,19 @@ queue_step(SwWorkerLoop *w, QueueStep step, void *arg)
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		queue_locked(w, edata->message);
+		note_queue_locked(w, edata->message);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	if (done && w->queue_locked)
-		queue_free(w);
+		note_queue_free(w);
 	return done;
 }
 
 /* ---- outcomes ---- */
 
 static void
-on_done(SwTransfer *t, void *arg)
+attempt_finished(SwTransfer *t, void *arg)
 {
 	SwWorkerLoop *w = arg;
 	Job			 *job = (Job *) t;
@@ -256,14 +259,14 @@ on_done(SwTransfer *t, void *arg)
 	w->noutcomes++;
 }
 
-/* A job's delivery is recorded or handed back: its batch may go. */
+/* A job's delivery is recorded or handed back: its claim batch may go. */
 static void
-job_finished(Job *job)
+forget_job(Job *job)
 {
-	Batch *b = job->batch;
+	ClaimBatch *batch = job->claim_batch;
 
-	if (--b->unrecorded == 0)
-		MemoryContextDelete(b->cxt);
+	if (--batch->unrecorded == 0)
+		MemoryContextDelete(batch->cxt);
 }
 
 static void
@@ -281,16 +284,20 @@ record_outcomes(SwWorkerLoop *w)
 	if (!queue_step(w, record_step, NULL))
 		return false;
 	for (int i = 0; i < w->noutcomes; i++)
-		job_finished(w->outcome_jobs[i]);
+		forget_job(w->outcome_jobs[i]);
 	w->noutcomes = 0;
 	w->counts_dirty = true;
 	return true;
 }
 
-/* ---- claiming and sending ---- */
+/* ---- sending ---- */
 
+/*
+ * Where a claimed delivery becomes a request: its method, URL, headers and
+ * body, signed when its block has a secret.
+ */
 static void
-start_job(SwWorkerLoop *w, Job *job)
+start_request(SwWorkerLoop *w, Job *job)
 {
 	SwClaimed *c = &job->claimed;
 
@@ -310,12 +317,12 @@ start_job(SwWorkerLoop *w, Job *job)
 	}
 	job->transfer.body = c->body;
 	job->transfer.body_len = c->body_len;
-	sw_sender_start(w->sender, &job->transfer, on_done, w);
+	sw_sender_start(w->sender, &job->transfer, attempt_finished, w);
 }
 
 /* Start ready deliveries, oldest first, while slots are free. */
 static void
-start_ready(SwWorkerLoop *w)
+start_ready_jobs(SwWorkerLoop *w)
 {
 	dlist_mutable_iter it;
 	TimestampTz		   now = GetCurrentTimestamp();
@@ -334,13 +341,30 @@ start_ready(SwWorkerLoop *w)
 		dlist_delete(&job->node);
 		w->nready--;
 		sw_dest_started(job->route, now);
-		MemoryContextSwitchTo(job->batch->cxt);
-		start_job(w, job);
+		MemoryContextSwitchTo(job->claim_batch->cxt);
+		start_request(w, job);
 		MemoryContextSwitchTo(w->loop_cxt);
 	}
 }
 
-static void release_handed_back(SwWorkerLoop *w);
+/* ---- handing back ---- */
+
+static void
+release_step(SwWorkerLoop *w, void *arg)
+{
+	sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
+}
+
+/*
+ * Put the handed-back deliveries back in the queue.  While the queue is
+ * locked they stay listed (and claims wait): never lost in "sending".
+ */
+static void
+release_handed_back(SwWorkerLoop *w)
+{
+	if (w->nrelease > 0 && queue_step(w, release_step, NULL))
+		w->nrelease = 0;
+}
 
 /*
  * Hand back deliveries that would wait behind a slow destination or path
@@ -349,7 +373,7 @@ static void release_handed_back(SwWorkerLoop *w);
  * for everyone else.  A fast destination keeps its whole backlog.
  */
 static void
-release_backlog(SwWorkerLoop *w, TimestampTz now)
+hand_back_backlog(SwWorkerLoop *w, TimestampTz now)
 {
 	dlist_mutable_iter it;
 
@@ -367,7 +391,7 @@ release_backlog(SwWorkerLoop *w, TimestampTz now)
 		w->nrelease++;
 		dlist_delete(&job->node);
 		w->nready--;
-		job_finished(job);
+		forget_job(job);
 	}
 	release_handed_back(w);
 }
@@ -393,25 +417,10 @@ pull_handed_back(SwWorkerLoop *w, TimestampTz now)
 	w->npull = 0;
 }
 
-static void
-release_step(SwWorkerLoop *w, void *arg)
-{
-	sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
-}
-
-/*
- * Put the handed-back deliveries back in the queue.  While the queue is
- * locked they stay listed (and claims wait): never lost in "sending".
- */
-static void
-release_handed_back(SwWorkerLoop *w)
-{
-	if (w->nrelease > 0 && queue_step(w, release_step, NULL))
-		w->nrelease = 0;
-}
+/* ---- claiming ---- */
 
 static void *
-grow(void *buf, Size size)
+grow_buffer(void *buf, Size size)
 {
 	return buf ? repalloc(buf, size) : MemoryContextAlloc(TopMemoryContext, size);
 }
@@ -424,23 +433,23 @@ static void
 ensure_buffers(SwWorkerLoop *w)
 {
 	int claim = Max(4 * sw_max_concurrency, 512);
-	int outcomes = sw_max_concurrency + RECORD_BATCH;
+	int outcomes = sw_max_concurrency + OUTCOMES_PER_RECORD;
 
 	w->claim_cap = claim;
 	if (w->outcome_cap < outcomes)
 	{
-		w->outcomes = grow(w->outcomes, sizeof(SwOutcome) * outcomes);
-		w->outcome_jobs = grow(w->outcome_jobs, sizeof(Job *) * outcomes);
+		w->outcomes = grow_buffer(w->outcomes, sizeof(SwOutcome) * outcomes);
+		w->outcome_jobs = grow_buffer(w->outcome_jobs, sizeof(Job *) * outcomes);
 		w->outcome_cap = outcomes;
 	}
 	if (w->claim_alloc < claim)
 	{
-		w->claim_buf = grow(w->claim_buf, sizeof(SwClaimed) * claim);
+		w->claim_buf = grow_buffer(w->claim_buf, sizeof(SwClaimed) * claim);
 		/* A release hands back at most the whole ready list. */
-		w->release_ids = grow(w->release_ids, sizeof(int64) * 2 * claim);
-		w->release_ms = grow(w->release_ms, sizeof(int) * 2 * claim);
-		w->pull_ids = grow(w->pull_ids, sizeof(int64) * claim);
-		w->pull_attempts = grow(w->pull_attempts, sizeof(int) * claim);
+		w->release_ids = grow_buffer(w->release_ids, sizeof(int64) * 2 * claim);
+		w->release_ms = grow_buffer(w->release_ms, sizeof(int) * 2 * claim);
+		w->pull_ids = grow_buffer(w->pull_ids, sizeof(int64) * claim);
+		w->pull_attempts = grow_buffer(w->pull_attempts, sizeof(int) * claim);
 		w->claim_alloc = claim;
 	}
 }
@@ -469,7 +478,7 @@ claim_step(SwWorkerLoop *w, void *arg)
 {
 	ClaimArgs *a = arg;
 
-	/* Read before the claim's snapshot: see schedule_claims. */
+	/* Read before the claim's snapshot: see go_on_past_full_destinations. */
 	a->oldest_xact = a->nfull > 0 ? sw_queue_oldest_xact_start() : DT_NOEND;
 	a->n = sw_queue_claim(a->want, &w->cursor, a->full, a->nfull, w->claim_buf, a->cxt);
 }
@@ -480,14 +489,14 @@ next_due_step(SwWorkerLoop *w, void *arg)
 	*(TimestampTz *) arg = sw_queue_next_due();
 }
 
-/* Claimed deliveries join the ready list; their batch owns cxt. */
+/* Claimed deliveries join the ready list; their claim batch owns cxt. */
 static void
 add_claimed(SwWorkerLoop *w, MemoryContext cxt, int n)
 {
-	Batch *batch;
+	ClaimBatch *batch;
 
 	MemoryContextSwitchTo(cxt);
-	batch = palloc(sizeof(Batch));
+	batch = palloc(sizeof(ClaimBatch));
 	batch->cxt = cxt;
 	batch->unrecorded = n;
 	for (int i = 0; i < n; i++)
@@ -495,7 +504,7 @@ add_claimed(SwWorkerLoop *w, MemoryContext cxt, int n)
 		Job *job = palloc0(sizeof(Job));
 
 		job->claimed = w->claim_buf[i];
-		job->batch = batch;
+		job->claim_batch = batch;
 		job->route = sw_dest_claimed(w->dests, job->claimed.url);
 		dlist_push_tail(&w->ready, &job->node);
 		w->nready++;
@@ -504,9 +513,33 @@ add_claimed(SwWorkerLoop *w, MemoryContext cxt, int n)
 	w->counts_dirty = true;
 }
 
-/* When to claim again, after a claim that read a from the cursor. */
+/*
+ * After a claim that passed over full destinations and did not fill up:
+ * what was passed over stays due, and a claim from the start would read it
+ * all again, and the next one at once, for as long as those destinations
+ * stay full.  Go on from the latest point nothing invisible to this claim
+ * can be due before (the start of the oldest transaction then in progress
+ * in this database), and look at what was passed over again when the full
+ * destinations' waiting deliveries may have been started
+ * (SW_READY_HORIZON_MS).
+ */
 static void
-schedule_claims(SwWorkerLoop *w, TimestampTz now, const ClaimArgs *a, bool from_start)
+go_on_past_full_destinations(SwWorkerLoop *w, TimestampTz now, const ClaimArgs *a)
+{
+	TimestampTz floor = Min(now, a->oldest_xact);
+
+	if (w->cursor.at < floor)
+	{
+		w->cursor.at = floor;
+		w->cursor.id = 0;
+	}
+	w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, SW_READY_HORIZON_MS));
+	w->next_due = w->restart_by;
+}
+
+/* When to claim again, after the claim a (from the cursor's start if from_start). */
+static void
+schedule_next_claim(SwWorkerLoop *w, TimestampTz now, const ClaimArgs *a, bool from_start)
 {
 	TimestampTz due = now;
 
@@ -515,26 +548,7 @@ schedule_claims(SwWorkerLoop *w, TimestampTz now, const ClaimArgs *a, bool from_
 	if (a->n == a->want)
 		w->next_due = now;
 	else if (a->nfull > 0)
-	{
-		/*
-		 * What was passed over stays due: a claim from the start would read
-		 * it all again, and the next one at once, for as long as those
-		 * destinations stay full.  Go on from the latest point nothing
-		 * invisible to this claim can be due before (the start of the oldest
-		 * transaction then in progress in this database), and look at what
-		 * was passed over again when the full destinations' waiting
-		 * deliveries may have been started (SW_READY_HORIZON_MS).
-		 */
-		TimestampTz floor = Min(now, a->oldest_xact);
-
-		if (w->cursor.at < floor)
-		{
-			w->cursor.at = floor;
-			w->cursor.id = 0;
-		}
-		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, SW_READY_HORIZON_MS));
-		w->next_due = w->restart_by;
-	}
+		go_on_past_full_destinations(w, now, a);
 	else
 	{
 		restart_cursor(w, now);
@@ -546,24 +560,31 @@ schedule_claims(SwWorkerLoop *w, TimestampTz now, const ClaimArgs *a, bool from_
 }
 
 /*
+ * A claim of what the ready list has room for.  Destinations with every
+ * slot busy and as many deliveries waiting as they may keep: the claim
+ * passes over theirs (they stay pending and in order), rather than claiming
+ * them only to hand them back.
+ */
+static void
+begin_claim(SwWorkerLoop *w, ClaimArgs *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->want = w->claim_cap - w->nready;
+	a->full = palloc(sizeof(char *) * Max(sw_dest_count(w->dests), 1));
+	a->nfull = sw_dest_full(w->dests, a->full);
+}
+
+/*
  * Fill the ready list up to claim_cap: one claim transaction for many
  * deliveries, not one per free slot.
  */
 static void
-claim(SwWorkerLoop *w, TimestampTz now)
+claim_due_deliveries(SwWorkerLoop *w, TimestampTz now)
 {
 	ClaimArgs a;
 	bool	  from_start;
 
-	/*
-	 * Destinations with every slot busy and as many deliveries waiting as
-	 * they may keep: the claim passes over theirs (they stay pending and in
-	 * order), rather than claiming them only to hand them back.
-	 */
-	memset(&a, 0, sizeof(a));
-	a.want = w->claim_cap - w->nready;
-	a.full = palloc(sizeof(char *) * Max(sw_dest_count(w->dests), 1));
-	a.nfull = sw_dest_full(w->dests, a.full);
+	begin_claim(w, &a);
 
 	/*
 	 * A transaction that began before the cursor's position may have
@@ -588,10 +609,12 @@ claim(SwWorkerLoop *w, TimestampTz now)
 			add_claimed(w, a.cxt, a.n);
 		else
 			MemoryContextDelete(a.cxt);
-		schedule_claims(w, now, &a, from_start);
+		schedule_next_claim(w, now, &a, from_start);
 	}
 	pfree(a.full);
 }
+
+/* ---- housekeeping ---- */
 
 static void
 fold_step(SwWorkerLoop *w, void *arg)
@@ -637,6 +660,8 @@ housekeeping(SwWorkerLoop *w, TimestampTz now)
 	}
 }
 
+/* ---- the loop ---- */
+
 /* When finished attempts are to be recorded; DT_NOEND when there are none. */
 static TimestampTz
 record_due(SwWorkerLoop *w)
@@ -645,7 +670,7 @@ record_due(SwWorkerLoop *w)
 
 	if (w->noutcomes == 0)
 		return DT_NOEND;
-	due = w->noutcomes >= RECORD_BATCH
+	due = w->noutcomes >= OUTCOMES_PER_RECORD
 			  ? w->first_outcome_at
 			  : TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS);
 	return Max(due, w->queue_free_at);
@@ -668,7 +693,7 @@ wait_for_work(SwWorkerLoop *w, TimestampTz now)
 
 /* After the ready list had its turn: claim more, if there is room. */
 static void
-fill_ready(SwWorkerLoop *w, TimestampTz now)
+fill_ready_list(SwWorkerLoop *w, TimestampTz now)
 {
 	int room = sw_max_concurrency - sw_sender_in_flight(w->sender);
 
@@ -678,12 +703,26 @@ fill_ready(SwWorkerLoop *w, TimestampTz now)
 		return;
 	/* Slots still free may be for deliveries handed back before: those first. */
 	pull_handed_back(w, now);
-	/* Claim once the list is down to half: claims come in big batches. */
+	/* Claim once the list is down to half: each claim takes many. */
 	if (now >= w->next_due && w->nready <= w->claim_cap / 2)
 	{
-		claim(w, now);
-		start_ready(w);
-		release_backlog(w, now);
+		claim_due_deliveries(w, now);
+		start_ready_jobs(w);
+		hand_back_backlog(w, now);
+	}
+}
+
+/*
+ * A committing backend set the latch: claim CLAIM_GATHER_MS after the last
+ * claim.  Reset before claiming: a commit after this point wakes us again.
+ */
+static void
+take_wakeup(SwWorkerLoop *w)
+{
+	if (MyLatch->is_set)
+	{
+		ResetLatch(MyLatch);
+		w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(w->last_claim, CLAIM_GATHER_MS));
 	}
 }
 
@@ -716,22 +755,16 @@ sw_worker_loop_run(SwWorkerLoop *w)
 		if (ShutdownRequestPending)
 			break;
 
-		/* Reset before claiming: a commit after this point wakes us again. */
-		if (MyLatch->is_set)
-		{
-			ResetLatch(MyLatch);
-			w->next_due =
-				Min(w->next_due, TimestampTzPlusMilliseconds(w->last_claim, CLAIM_GATHER_MS));
-		}
+		take_wakeup(w);
 		now = GetCurrentTimestamp();
 		ensure_buffers(w);
-		start_ready(w);
-		fill_ready(w, now);
+		start_ready_jobs(w);
+		fill_ready_list(w, now);
 
 		/* Outcomes to record soon: look at the network briefly. */
 		if (sw_sender_in_flight(w->sender) > 0)
 			sw_sender_run(w->sender, w->noutcomes > 0 && now >= w->queue_free_at ? 1 : BUSY_POLL_MS,
-						  on_done, w);
+						  attempt_finished, w);
 		sw_slot_set_in_flight(w->slot, sw_sender_in_flight(w->sender));
 
 		now = GetCurrentTimestamp();
