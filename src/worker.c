@@ -13,9 +13,9 @@
  * SIGTERM; rows still sending then are sent again at the next start.
  *
  * How the worker stopped is in its slot (worker_status()): SIGTERM, the
- * extension absent, or an error.  The postmaster restarts the worker after
- * a crash, and after DROP EXTENSION, which it reports in one line; the
- * worker started in its place waits for CREATE EXTENSION.
+ * extension absent, or an error.  DROP EXTENSION it reports in one line,
+ * and CREATE EXTENSION asks the launcher for a new worker; whether and when
+ * a worker that stopped otherwise starts again, the launcher decides.
  *
  *-------------------------------------------------------------------------
  */
