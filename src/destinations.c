@@ -274,7 +274,7 @@ sw_dest_count(SwDestinations *d)
 }
 
 static int
-add_full(HTAB *gates, const char **keys, int n)
+add_full_gates(HTAB *gates, const char **keys, int n)
 {
 	HASH_SEQ_STATUS seq;
 	SwGate		   *g;
@@ -289,7 +289,7 @@ add_full(HTAB *gates, const char **keys, int n)
 int
 sw_dest_full(SwDestinations *d, const char **keys)
 {
-	return add_full(d->paths, keys, add_full(d->dests, keys, 0));
+	return add_full_gates(d->paths, keys, add_full_gates(d->dests, keys, 0));
 }
 
 /* ---- deliveries handed back ---- */
@@ -302,7 +302,7 @@ handed_at(SwGate *g, int i)
 
 /* Remember one more, if there is room; the ring grows as needed. */
 static void
-remember(SwDestinations *d, SwGate *g, int64 delivery_id, int attempts, TimestampTz due)
+remember_handed_back(SwDestinations *d, SwGate *g, int64 delivery_id, int attempts, TimestampTz due)
 {
 	HandedBack *e;
 
@@ -410,7 +410,7 @@ sw_dest_hand_back(SwDestinations *d, SwRoute r, int64 delivery_id, int attempts,
 	}
 	forget_due(line, now);
 	due = turn_of(line, now);
-	remember(d, line, delivery_id, attempts, due);
+	remember_handed_back(d, line, delivery_id, attempts, due);
 	*delay_ms = (int) ((due - now + 999) / 1000);
 	r.dest->waiting--;
 	r.path->waiting--;

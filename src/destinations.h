@@ -6,7 +6,8 @@
  *	  in flight, how many claimed deliveries may wait for it in the worker's
  *	  ready list, when a delivery handed back to the queue is due again, and
  *	  which handed-back deliveries to make due at once because their slots
- *	  are free.  Used by worker.c only; it holds no rows, only counts.
+ *	  are free.  Used by the worker loop (worker_loop.c) only; it holds no
+ *	  rows, only counts.
  *
  *-------------------------------------------------------------------------
  */

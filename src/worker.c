@@ -1,146 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The background worker that sends deliveries.
+ *	  The background worker that sends deliveries: its life as a process.
  *
- * One worker, registered at server start (shared_preload_libraries), serves
- * seriesweb.database, with a search_path that only finds pg_catalog.  It
- * waits quietly until the extension exists there at this library's version
- * (saying "update pending" otherwise), puts back deliveries a crash or
- * immediate stop left in "sending" (and, every RECOVER_EVERY_MS, any in
- * sending that it did not claim, as a restored dump may hold), then
- * loops: claim due deliveries while there is room under
- * seriesweb.max_concurrency (one short transaction), send them with the
- * multi sender outside any transaction, and record finished attempts in
- * batches (one short transaction each).  A slow request holds only its own
- * slot; what a destination and a path may hold, and what is handed back to
- * the queue until their slots free up, destinations.c decides, and
- * deliveries handed back are made due again as soon as their slots are
- * free.  Committing backends set the worker's latch (wake.c), so new work is
- * claimed at once, or CLAIM_GATHER_MS after the previous claim (a stream of
- * commits is claimed a few at a time, not one per transaction); a timer
- * covers retries that come due.
+ * The launcher (launcher.c) starts one worker per database, with its slot
+ * in shared memory.  The worker connects, with a search_path that only
+ * finds pg_catalog and a planner that keeps to the indexes, and waits
+ * quietly until the extension exists there at this library's version
+ * (saying "update pending" otherwise).  It puts back deliveries a crash or
+ * immediate stop left in "sending", makes its lock waits short, and runs
+ * the loop that claims, sends and records deliveries (worker_loop.c) until
+ * SIGTERM; rows still sending then are sent again at the next start.
  *
- * The queue's transactions never keep the sender waiting for long: their
- * lock waits end after QUEUE_LOCK_TIMEOUT_MS, and a step that could not get
- * its lock (VACUUM FULL, ALTER TABLE or pg_repack holding the queue) is
- * rolled back and tried again later, what it was to write kept meanwhile;
- * the sender goes on reading answers and starting what is claimed.  What
- * still stops the worker (a slow fsync) the sender does not charge to the
- * requests in flight (sender.c).
- *
- * Memory: each claim batch has its own context, deleted once every delivery
- * in it has been recorded; the outcome buffer is reused.  SIGHUP reloads
- * settings; SIGTERM records what finished and exits (rows still sending are
- * sent again at the next start).  The postmaster restarts the worker after a
- * crash, and after DROP EXTENSION, which it reports in one line.
+ * How the worker stopped is in its slot (worker_status()): SIGTERM, the
+ * extension absent, or an error.  DROP EXTENSION it reports in one line,
+ * and CREATE EXTENSION asks the launcher for a new worker; whether and when
+ * a worker that stopped otherwise starts again, the launcher decides.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <limits.h>
-
 #include "access/xact.h"
-#include "lib/ilist.h"
-#if PG_VERSION_NUM >= 150000
-#include "common/pg_prng.h"
-#endif
 #include "commands/dbcommands.h"
-#include "destinations.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
-#include "response.h"
-#include "sender.h"
-#include "settings.h"
 #include "shmem.h"
-#include "sign.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
-
-/* Outcomes recorded per transaction at most. */
-#define RECORD_BATCH 512
-/* A finished attempt waits at most this long to be recorded. */
-#define RECORD_DELAY_MS 10
-/*
- * After a claim, new work waits this long for the next one: under a stream
- * of one-event commits, each claim then takes what several of them queued.
- */
-#define CLAIM_GATHER_MS 2
-/* While requests are in flight, look at the latch this often. */
-#define BUSY_POLL_MS 5
-/* Claims start from the beginning of the due order at least this often. */
-#define CURSOR_RESTART_MS 1000
-/* Look at the queue at least this often (COMMIT PREPARED wakes nobody). */
-#define IDLE_LOOK_MS 5000
-#define FOLD_EVERY_MS 2000
-/* Deliveries in sending that no running worker claimed are looked for this often. */
-#define RECOVER_EVERY_MS 10000
-#define PURGE_EVERY_MS (10 * 60 * 1000)
-/* Lock waits of the worker's transactions end after this long ... */
-#define QUEUE_LOCK_TIMEOUT_MS 100
-/* ... and then the queue is left alone for this long. */
-#define QUEUE_RETRY_MS 250
-
-/* A claim batch: its memory lives until its last delivery is recorded. */
-typedef struct Batch
-{
-	MemoryContext cxt;
-	int			  unrecorded;
-} Batch;
-
-typedef struct Job
-{
-	SwTransfer transfer; /* first: the sender hands it back */
-	SwClaimed  claimed;
-	Batch	  *batch;
-	SwRoute	   route; /* its destination and path (destinations.c) */
-	dlist_node node;  /* in the ready list until started */
-} Job;
-
-typedef struct WorkerState
-{
-	SwSender	   *sender;
-	ResourceOwner	owner; /* for work done between transactions */
-	MemoryContext	loop_cxt;
-	SwClaimed	   *claim_buf; /* claim_alloc entries */
-	int				claim_cap; /* deliveries a claim fills the ready list up to */
-	int				claim_alloc;
-	dlist_head		ready; /* claimed, waiting for a slot */
-	int				nready;
-	SwDestinations *dests;
-	int64		   *release_ids; /* deliveries handed back to the queue */
-	int			   *release_ms;
-	int				nrelease;
-	int64		   *pull_ids; /* handed back, to be made due now */
-	int			   *pull_attempts;
-	int				npull;
-	SwOutcome	   *outcomes; /* outcome_cap entries */
-	Job			  **outcome_jobs;
-	int				outcome_cap;
-	int				noutcomes;
-	TimestampTz		first_outcome_at;
-	TimestampTz		next_due;
-	TimestampTz		last_claim;
-	SwClaimCursor	cursor;
-	TimestampTz		restart_by; /* when claims start from the beginning again */
-	TimestampTz		last_fold;
-	TimestampTz		last_recover;
-	TimestampTz		last_purge;
-	bool			counts_dirty;
-	TimestampTz		queue_free_at; /* no queue transaction before then */
-	bool			queue_locked;  /* the last one could not get its lock */
-} WorkerState;
+#include "worker_loop.h"
 
 PGDLLEXPORT void sw_worker_main(Datum arg);
 
@@ -150,40 +45,15 @@ static SwWorkerState exit_state = SW_WORKER_EXITED;
 static const char	*exit_detail = "stopped by an error (see the server log)";
 static char			*my_database; /* its name, for messages */
 
-static long
-ms_until(TimestampTz when, TimestampTz now)
-{
-	if (when <= now)
-		return 0;
-	return (long) Min((when - now + 999) / 1000, (TimestampTz) INT_MAX);
-}
-
-/* Sleep until the latch, the timeout or postmaster death; then consume. */
+/* While waiting for the extension: interrupts, and SIGHUP's new settings. */
 static void
-wait_for_latch(long timeout_ms)
-{
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
-					 PG_WAIT_EXTENSION);
-}
-
-static void
-handle_signals(WorkerState *w)
+handle_signals(void)
 {
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
 	{
-		char *networks = pstrdup(sw_allowed_networks);
-
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
-		if (w && w->sender)
-		{
-			sw_sender_configure(w->sender);
-			/* Open connections were allowed by the old list only. */
-			if (strcmp(networks, sw_allowed_networks) != 0)
-				sw_sender_forget_connections(w->sender);
-		}
-		pfree(networks);
 	}
 }
 
@@ -194,8 +64,8 @@ handle_signals(WorkerState *w)
  * empty table (scan and sort the whole queue to claim 256 rows) makes every
  * claim cost the whole backlog.  So this session never plans a sequential
  * or bitmap scan, or a sort, where an index will do (joins stay free: the
- * record statement hashes its batch against the few rows in sending, where
- * a nested loop would rescan the batch for each).  And no JIT: the
+ * record statement hashes the outcomes it records against the few rows in
+ * sending, where a nested loop would rescan the outcomes for each).  And no JIT: the
  * statements are short, and the penalty these settings put on the paths
  * they rule out would make every plan look costly enough to compile.
  */
@@ -209,8 +79,8 @@ index_only_plans(void)
 }
 
 /*
- * The worker's transactions wait for a lock at most QUEUE_LOCK_TIMEOUT_MS
- * (see queue_step).  Set once the queue is recovered: nothing is in flight
+ * The worker's transactions wait for a lock at most SW_QUEUE_LOCK_TIMEOUT_MS
+ * (see worker_loop.c).  Set once the queue is recovered: nothing is in flight
  * before, and recovery may as well wait.
  */
 static void
@@ -218,7 +88,7 @@ short_lock_waits(void)
 {
 	char value[32];
 
-	snprintf(value, sizeof(value), "%d", QUEUE_LOCK_TIMEOUT_MS);
+	snprintf(value, sizeof(value), "%d", SW_QUEUE_LOCK_TIMEOUT_MS);
 	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
 }
 
@@ -273,6 +143,26 @@ publish_exit(int code, Datum arg)
 }
 
 /*
+ * Connect to the database the launcher started this worker for (arg is its
+ * slot; the database is in bgw_extra).  From here on, however it stops, it
+ * says so in its slot.
+ */
+static void
+connect_to_database(Datum arg)
+{
+	Oid database;
+
+	my_slot = DatumGetInt32(arg);
+	memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	sw_slot_set_state(my_slot, SW_WORKER_CONNECTING, "connecting to its database");
+	before_shmem_exit(publish_exit, (Datum) 0);
+	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+	StartTransactionCommand();
+	my_database = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+}
+
+/*
  * Wait until the extension is at this library's version: ALTER EXTENSION
  * UPDATE wakes us when it commits.  A database at another version is left
  * alone (its tables may not be what this library's statements expect); it
@@ -292,622 +182,13 @@ wait_for_extension(void)
 						  psprintf("database \"%s\" has seriesweb %s and the server runs "
 								   "seriesweb %s: run ALTER EXTENSION seriesweb UPDATE there",
 								   my_database, version, SERIESWEB_VERSION));
-		wait_for_latch(10000);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		handle_signals(NULL);
+		handle_signals();
 		if (ShutdownRequestPending)
 			stop_worker(SW_WORKER_EXITED, "stopped by SIGTERM");
 	}
-}
-
-/* ---- the queue's transactions ---- */
-
-typedef void (*QueueStep)(WorkerState *w, void *arg);
-
-static void
-queue_locked(WorkerState *w, const char *why)
-{
-	if (!w->queue_locked)
-	{
-		ereport(LOG,
-				(errmsg("seriesweb: the delivery queue is locked by another session; requests "
-						"in flight are still read, and their outcomes recorded once it is free"),
-				 errdetail("%s", why)));
-		sw_slot_set_state(my_slot, SW_WORKER_RUNNING,
-						  "waiting for a lock on the delivery queue; requests are still sent");
-	}
-	w->queue_locked = true;
-	w->queue_free_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), QUEUE_RETRY_MS);
-}
-
-static void
-queue_free(WorkerState *w)
-{
-	ereport(LOG, (errmsg("seriesweb: the delivery queue is free again")));
-	sw_slot_set_state(my_slot, SW_WORKER_RUNNING, "sending deliveries");
-	w->queue_locked = false;
-}
-
-/*
- * Run one step of queue.c (its own transactions).  A lock it would wait for
- * longer than lock_timeout fails it: the transaction is rolled back (which
- * also ends its SPI connection and snapshot), nothing is done, and false
- * returned; the caller keeps what the step was to write and tries again
- * after queue_free_at.  Any other error ends the worker, as ever.  Nothing
- * is tried before queue_free_at.
- */
-static bool
-queue_step(WorkerState *w, QueueStep step, void *arg)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool done = false;
-
-	if (GetCurrentTimestamp() < w->queue_free_at)
-		return false;
-	PG_TRY();
-	{
-		step(w, arg);
-		done = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			PG_RE_THROW();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
-		queue_locked(w, edata->message);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	if (done && w->queue_locked)
-		queue_free(w);
-	return done;
-}
-
-/* ---- outcomes ---- */
-
-static double
-random_fraction(void)
-{
-#if PG_VERSION_NUM >= 150000
-	return pg_prng_double(&pg_global_prng_state);
-#else
-	return (double) random() / ((double) MAX_RANDOM_VALUE + 1);
-#endif
-}
-
-/* Decide what a finished attempt means for its delivery. */
-static void
-judge(const Job *job, SwOutcome *o)
-{
-	const SwTransfer *t = &job->transfer;
-	const SwClaimed	 *c = &job->claimed;
-	long			  delay_ms;
-
-	o->delivery_id = c->delivery_id;
-	o->attempt = c->attempts + 1;
-	o->started_at = t->started_at;
-	o->duration_ms = t->duration_ms;
-	o->finished_at = TimestampTzPlusMilliseconds(t->started_at, (int64) t->duration_ms);
-	o->response_status = (int) t->status;
-	o->error = t->error;
-	o->summary = t->summary;
-	o->response_body = t->response_body.len > 0 ? t->response_body.data : NULL;
-
-	if (t->error == NULL)
-		o->status = "sent";
-	else if (t->status == 410 || o->attempt >= c->max_attempts)
-		o->status = "failed";
-	else
-	{
-		o->status = "pending";
-		delay_ms = sw_retry_delay_ms(o->attempt);
-		if ((t->status == 429 || t->status == 503) && t->retry_after_s >= 0)
-			delay_ms = sw_retry_after_delay_ms(t->retry_after_s, sw_longest_retry_delay_ms());
-		/* Up to 10% jitter, so retries of one outage do not arrive as one wave. */
-		delay_ms += (long) (random_fraction() * (delay_ms / 10));
-		o->next_attempt_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
-	}
-}
-
-static void
-on_done(SwTransfer *t, void *arg)
-{
-	WorkerState *w = arg;
-	Job			*job = (Job *) t;
-	TimestampTz	 now = GetCurrentTimestamp();
-
-	sw_dest_finished(w->dests, job->route, t->duration_ms, now);
-	if (w->noutcomes == 0)
-		w->first_outcome_at = now;
-	judge(job, &w->outcomes[w->noutcomes]);
-	/* A retry is due later: make sure we look for it then. */
-	if (strcmp(w->outcomes[w->noutcomes].status, "pending") == 0)
-		w->next_due = Min(w->next_due, w->outcomes[w->noutcomes].next_attempt_at);
-	w->outcome_jobs[w->noutcomes] = job;
-	w->noutcomes++;
-}
-
-/* A job's delivery is recorded or handed back: its batch may go. */
-static void
-job_finished(Job *job)
-{
-	Batch *b = job->batch;
-
-	if (--b->unrecorded == 0)
-		MemoryContextDelete(b->cxt);
-}
-
-static void
-record_step(WorkerState *w, void *arg)
-{
-	sw_queue_record(w->outcomes, w->noutcomes);
-}
-
-/* Record the finished attempts; false (all kept) if the queue is locked. */
-static bool
-record_outcomes(WorkerState *w)
-{
-	if (w->noutcomes == 0)
-		return true;
-	if (!queue_step(w, record_step, NULL))
-		return false;
-	for (int i = 0; i < w->noutcomes; i++)
-		job_finished(w->outcome_jobs[i]);
-	w->noutcomes = 0;
-	w->counts_dirty = true;
-	return true;
-}
-
-/* ---- claiming and sending ---- */
-
-static void
-start_job(WorkerState *w, Job *job)
-{
-	SwClaimed *c = &job->claimed;
-
-	job->transfer.method = c->method;
-	job->transfer.url = c->url;
-	job->transfer.headers = c->headers;
-	job->transfer.nheaders = c->nheaders;
-	if (c->secret)
-	{
-		/* PostgreSQL's HMAC registers with a resource owner; we are between transactions. */
-		ResourceOwner saved = CurrentResourceOwner;
-
-		CurrentResourceOwner = w->owner;
-		job->transfer.headers = sw_sign_headers(c->secret, c->webhook_id, c->body, c->body_len,
-												c->headers, &job->transfer.nheaders);
-		CurrentResourceOwner = saved;
-	}
-	job->transfer.body = c->body;
-	job->transfer.body_len = c->body_len;
-	sw_sender_start(w->sender, &job->transfer, on_done, w);
-}
-
-/* Start ready deliveries, oldest first, while slots are free. */
-static void
-start_ready(WorkerState *w)
-{
-	dlist_mutable_iter it;
-	TimestampTz		   now = GetCurrentTimestamp();
-
-	dlist_foreach_modify(it, &w->ready)
-	{
-		Job *job = dlist_container(Job, node, it.cur);
-
-		if (sw_sender_in_flight(w->sender) >= sw_max_concurrency)
-			break;
-		if (!sw_dest_may_start(job->route))
-			continue;
-		/* Outcomes must fit in the buffer: record before starting more. */
-		if (w->noutcomes + sw_sender_in_flight(w->sender) >= w->outcome_cap && !record_outcomes(w))
-			break;
-		dlist_delete(&job->node);
-		w->nready--;
-		sw_dest_started(job->route, now);
-		MemoryContextSwitchTo(job->batch->cxt);
-		start_job(w, job);
-		MemoryContextSwitchTo(w->loop_cxt);
-	}
-}
-
-static void release_handed_back(WorkerState *w);
-
-/*
- * Hand back deliveries that would wait behind a slow destination or path
- * for longer than the horizon (destinations.c says which, and until when):
- * the ready list does not fill up with them, and the queue keeps the order
- * for everyone else.  A fast destination keeps its whole backlog.
- */
-static void
-release_backlog(WorkerState *w, TimestampTz now)
-{
-	dlist_mutable_iter it;
-
-	sw_dest_begin_pass(w->dests);
-	dlist_foreach_modify(it, &w->ready)
-	{
-		Job *job = dlist_container(Job, node, it.cur);
-		int	 delay_ms;
-
-		if (!sw_dest_hand_back(w->dests, job->route, job->claimed.delivery_id,
-							   job->claimed.attempts, now, &delay_ms))
-			continue;
-		w->release_ids[w->nrelease] = job->claimed.delivery_id;
-		w->release_ms[w->nrelease] = delay_ms;
-		w->nrelease++;
-		dlist_delete(&job->node);
-		w->nready--;
-		job_finished(job);
-	}
-	release_handed_back(w);
-}
-
-static void
-hurry_step(WorkerState *w, void *arg)
-{
-	sw_queue_hurry(w->pull_ids, w->pull_attempts, w->npull);
-}
-
-/*
- * Deliveries handed back for a destination or path that has free slots now
- * (and nothing waiting for them) are made due at once and claimed next,
- * rather than waiting for the turn predicted when they were handed back.
- */
-static void
-pull_handed_back(WorkerState *w, TimestampTz now)
-{
-	w->npull = sw_dest_pull(w->dests, w->pull_ids, w->pull_attempts, w->claim_cap, now);
-	if (w->npull > 0 && queue_step(w, hurry_step, NULL))
-		w->next_due = now;
-	/* If the queue is locked, they are due at their turn, as predicted. */
-	w->npull = 0;
-}
-
-static void
-release_step(WorkerState *w, void *arg)
-{
-	sw_queue_release(w->release_ids, w->release_ms, w->nrelease);
-}
-
-/*
- * Put the handed-back deliveries back in the queue.  While the queue is
- * locked they stay listed (and claims wait): never lost in "sending".
- */
-static void
-release_handed_back(WorkerState *w)
-{
-	if (w->nrelease > 0 && queue_step(w, release_step, NULL))
-		w->nrelease = 0;
-}
-
-static void *
-grow(void *buf, Size size)
-{
-	return buf ? repalloc(buf, size) : MemoryContextAlloc(TopMemoryContext, size);
-}
-
-/*
- * Size the buffers for the settings.  They grow and never shrink: outcomes
- * and releases not yet written (the queue was locked) stay in them.
- */
-static void
-ensure_buffers(WorkerState *w)
-{
-	int claim = Max(4 * sw_max_concurrency, 512);
-	int outcomes = sw_max_concurrency + RECORD_BATCH;
-
-	w->claim_cap = claim;
-	if (w->outcome_cap < outcomes)
-	{
-		w->outcomes = grow(w->outcomes, sizeof(SwOutcome) * outcomes);
-		w->outcome_jobs = grow(w->outcome_jobs, sizeof(Job *) * outcomes);
-		w->outcome_cap = outcomes;
-	}
-	if (w->claim_alloc < claim)
-	{
-		w->claim_buf = grow(w->claim_buf, sizeof(SwClaimed) * claim);
-		/* A release hands back at most the whole ready list. */
-		w->release_ids = grow(w->release_ids, sizeof(int64) * 2 * claim);
-		w->release_ms = grow(w->release_ms, sizeof(int) * 2 * claim);
-		w->pull_ids = grow(w->pull_ids, sizeof(int64) * claim);
-		w->pull_attempts = grow(w->pull_attempts, sizeof(int) * claim);
-		w->claim_alloc = claim;
-	}
-}
-
-static void
-restart_cursor(WorkerState *w, TimestampTz now)
-{
-	w->cursor.at = DT_NOBEGIN;
-	w->cursor.id = 0;
-	w->restart_by = TimestampTzPlusMilliseconds(now, CURSOR_RESTART_MS);
-}
-
-/* What a claim step is given and gives back. */
-typedef struct ClaimArgs
-{
-	int			  want;
-	const char	**full; /* destinations to pass over */
-	int			  nfull;
-	MemoryContext cxt;		   /* for the claimed copies */
-	int			  n;		   /* out: claimed */
-	TimestampTz	  oldest_xact; /* out: when nfull > 0 */
-} ClaimArgs;
-
-static void
-claim_step(WorkerState *w, void *arg)
-{
-	ClaimArgs *a = arg;
-
-	/* Read before the claim's snapshot: see schedule_claims. */
-	a->oldest_xact = a->nfull > 0 ? sw_queue_oldest_xact_start() : DT_NOEND;
-	a->n = sw_queue_claim(a->want, &w->cursor, a->full, a->nfull, w->claim_buf, a->cxt);
-}
-
-static void
-next_due_step(WorkerState *w, void *arg)
-{
-	*(TimestampTz *) arg = sw_queue_next_due();
-}
-
-/* Claimed deliveries join the ready list; their batch owns cxt. */
-static void
-add_claimed(WorkerState *w, MemoryContext cxt, int n)
-{
-	Batch *batch;
-
-	MemoryContextSwitchTo(cxt);
-	batch = palloc(sizeof(Batch));
-	batch->cxt = cxt;
-	batch->unrecorded = n;
-	for (int i = 0; i < n; i++)
-	{
-		Job *job = palloc0(sizeof(Job));
-
-		job->claimed = w->claim_buf[i];
-		job->batch = batch;
-		job->route = sw_dest_claimed(w->dests, job->claimed.url);
-		dlist_push_tail(&w->ready, &job->node);
-		w->nready++;
-	}
-	MemoryContextSwitchTo(w->loop_cxt);
-	w->counts_dirty = true;
-}
-
-/* When to claim again, after a claim that read a from the cursor. */
-static void
-schedule_claims(WorkerState *w, TimestampTz now, const ClaimArgs *a, bool from_start)
-{
-	TimestampTz due = now;
-
-	if (a->n < a->want)
-		sw_dest_claimed_all(w->dests);
-	if (a->n == a->want)
-		w->next_due = now;
-	else if (a->nfull > 0)
-	{
-		/*
-		 * What was passed over stays due: a claim from the start would read
-		 * it all again, and the next one at once, for as long as those
-		 * destinations stay full.  Go on from the latest point nothing
-		 * invisible to this claim can be due before (the start of the oldest
-		 * transaction then in progress in this database), and look at what
-		 * was passed over again when the full destinations' waiting
-		 * deliveries may have been started (SW_READY_HORIZON_MS).
-		 */
-		TimestampTz floor = Min(now, a->oldest_xact);
-
-		if (w->cursor.at < floor)
-		{
-			w->cursor.at = floor;
-			w->cursor.id = 0;
-		}
-		w->restart_by = Min(w->restart_by, TimestampTzPlusMilliseconds(now, SW_READY_HORIZON_MS));
-		w->next_due = w->restart_by;
-	}
-	else
-	{
-		restart_cursor(w, now);
-		if (from_start && !queue_step(w, next_due_step, &due))
-			due = w->queue_free_at;
-		w->next_due = due;
-	}
-	w->next_due = Min(w->next_due, TimestampTzPlusMilliseconds(now, IDLE_LOOK_MS));
-}
-
-/*
- * Fill the ready list up to claim_cap: one claim transaction for many
- * deliveries, not one per free slot.
- */
-static void
-claim(WorkerState *w, TimestampTz now)
-{
-	ClaimArgs a;
-	bool	  from_start;
-
-	/*
-	 * Destinations with every slot busy and as many deliveries waiting as
-	 * they may keep: the claim passes over theirs (they stay pending and in
-	 * order), rather than claiming them only to hand them back.
-	 */
-	memset(&a, 0, sizeof(a));
-	a.want = w->claim_cap - w->nready;
-	a.full = palloc(sizeof(char *) * Max(sw_dest_count(w->dests), 1));
-	a.nfull = sw_dest_full(w->dests, a.full);
-
-	/*
-	 * A transaction that began before the cursor's position may have
-	 * committed deliveries behind it since: go back to the beginning now and
-	 * then, and whenever the cursor reaches the end.
-	 */
-	if (now >= w->restart_by)
-		restart_cursor(w, now);
-	from_start = w->cursor.at == DT_NOBEGIN;
-	a.cxt = AllocSetContextCreate(w->loop_cxt, "seriesweb claim batch", ALLOCSET_DEFAULT_SIZES);
-	w->last_claim = now;
-	if (!queue_step(w, claim_step, &a))
-	{
-		/* The queue is locked: nothing was claimed. */
-		MemoryContextDelete(a.cxt);
-		w->next_due = w->queue_free_at;
-	}
-	else
-	{
-		/* Into the ready list first: whatever fails next, none is lost. */
-		if (a.n > 0)
-			add_claimed(w, a.cxt, a.n);
-		else
-			MemoryContextDelete(a.cxt);
-		schedule_claims(w, now, &a, from_start);
-	}
-	pfree(a.full);
-}
-
-static void
-fold_step(WorkerState *w, void *arg)
-{
-	sw_queue_fold_counts();
-}
-
-static void
-recover_step(WorkerState *w, void *arg)
-{
-	sw_queue_recover();
-}
-
-static void
-purge_step(WorkerState *w, void *arg)
-{
-	*(int64 *) arg = sw_queue_purge(sw_retention_s);
-}
-
-static void
-housekeeping(WorkerState *w, TimestampTz now)
-{
-	int64 purged = 0;
-
-	if (ms_until(TimestampTzPlusMilliseconds(w->last_recover, RECOVER_EVERY_MS), now) == 0 &&
-		queue_step(w, recover_step, NULL))
-		w->last_recover = now;
-	if (w->counts_dirty &&
-		ms_until(TimestampTzPlusMilliseconds(w->last_fold, FOLD_EVERY_MS), now) == 0 &&
-		queue_step(w, fold_step, NULL))
-	{
-		w->last_fold = now;
-		w->counts_dirty = false;
-	}
-	if (ms_until(TimestampTzPlusMilliseconds(w->last_purge, PURGE_EVERY_MS), now) == 0 &&
-		queue_step(w, purge_step, &purged))
-	{
-		if (purged > 0)
-			ereport(LOG, (errmsg("seriesweb: purged %lld deliveries finished more than %d seconds "
-								 "ago (seriesweb.retention)",
-								 (long long) purged, sw_retention_s)));
-		w->last_purge = now;
-	}
-}
-
-/* When finished attempts are to be recorded; DT_NOEND when there are none. */
-static TimestampTz
-record_due(WorkerState *w)
-{
-	TimestampTz due;
-
-	if (w->noutcomes == 0)
-		return DT_NOEND;
-	due = w->noutcomes >= RECORD_BATCH
-			  ? w->first_outcome_at
-			  : TimestampTzPlusMilliseconds(w->first_outcome_at, RECORD_DELAY_MS);
-	return Max(due, w->queue_free_at);
-}
-
-/* With nothing in flight or ready: sleep until there is something to do. */
-static void
-wait_for_work(WorkerState *w, TimestampTz now)
-{
-	long timeout = ms_until(w->next_due, now);
-
-	timeout = Min(timeout, FOLD_EVERY_MS);
-	if (w->noutcomes > 0)
-		timeout = Min(timeout, ms_until(record_due(w), now));
-	if (w->nrelease > 0)
-		timeout = Min(timeout, ms_until(w->queue_free_at, now));
-	if (timeout > 0)
-		wait_for_latch(timeout);
-}
-
-/* After the ready list had its turn: claim more, if there is room. */
-static void
-fill_ready(WorkerState *w, TimestampTz now)
-{
-	int room = sw_max_concurrency - sw_sender_in_flight(w->sender);
-
-	/* Deliveries handed back are back in the queue before more are claimed. */
-	release_handed_back(w);
-	if (room <= 0 || w->nrelease > 0 || now < w->queue_free_at)
-		return;
-	/* Slots still free may be for deliveries handed back before: those first. */
-	pull_handed_back(w, now);
-	/* Claim once the list is down to half: claims come in big batches. */
-	if (now >= w->next_due && w->nready <= w->claim_cap / 2)
-	{
-		claim(w, now);
-		start_ready(w);
-		release_backlog(w, now);
-	}
-}
-
-static void
-worker_loop(WorkerState *w)
-{
-	for (;;)
-	{
-		TimestampTz now;
-
-		handle_signals(w);
-		if (ShutdownRequestPending)
-			break;
-
-		/* Reset before claiming: a commit after this point wakes us again. */
-		if (MyLatch->is_set)
-		{
-			ResetLatch(MyLatch);
-			w->next_due =
-				Min(w->next_due, TimestampTzPlusMilliseconds(w->last_claim, CLAIM_GATHER_MS));
-		}
-		now = GetCurrentTimestamp();
-		ensure_buffers(w);
-		start_ready(w);
-		fill_ready(w, now);
-
-		/* Outcomes to record soon: look at the network briefly. */
-		if (sw_sender_in_flight(w->sender) > 0)
-			sw_sender_run(w->sender, w->noutcomes > 0 && now >= w->queue_free_at ? 1 : BUSY_POLL_MS,
-						  on_done, w);
-		sw_slot_set_in_flight(my_slot, sw_sender_in_flight(w->sender));
-
-		now = GetCurrentTimestamp();
-		if (record_due(w) <= now)
-			record_outcomes(w);
-		housekeeping(w, now);
-
-		/* Idle, or nothing may start until the outcomes are recorded. */
-		if (sw_sender_in_flight(w->sender) == 0 &&
-			(w->nready == 0 || w->noutcomes >= w->outcome_cap))
-			wait_for_work(w, now);
-	}
-	/* SIGTERM: keep what finished (one more try if the queue was locked). */
-	w->queue_free_at = 0;
-	record_outcomes(w);
-	/* What is in flight, and what was to be handed back, is sent again later. */
 }
 
 /*
@@ -934,21 +215,14 @@ exit_if_dropped(MemoryContext cxt)
 void
 sw_worker_main(Datum arg)
 {
-	WorkerState w;
-	Oid			database;
+	MemoryContext loop_cxt;
+	SwWorkerLoop *loop;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	my_slot = DatumGetInt32(arg);
-	memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	sw_slot_set_state(my_slot, SW_WORKER_CONNECTING, "connecting to its database");
-	before_shmem_exit(publish_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
-	StartTransactionCommand();
-	my_database = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
-	CommitTransactionCommand();
+	connect_to_database(arg);
 	pgstat_report_appname("seriesweb worker");
 	fix_search_path();
 	index_only_plans();
@@ -957,28 +231,19 @@ sw_worker_main(Datum arg)
 	sw_queue_recover();
 	short_lock_waits();
 
-	memset(&w, 0, sizeof(w));
-	w.loop_cxt =
-		AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(w.loop_cxt);
-	w.sender = sw_sender_create();
-	dlist_init(&w.ready);
-	w.dests = sw_dest_create(w.loop_cxt);
-	w.owner = ResourceOwnerCreate(NULL, "seriesweb worker");
-	w.last_fold = w.last_recover = GetCurrentTimestamp();
-	w.last_purge = 0; /* purge at start, then every PURGE_EVERY_MS */
-	restart_cursor(&w, w.last_fold);
-	w.counts_dirty = true;
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "seriesweb worker", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(loop_cxt);
+	loop = sw_worker_loop_create(loop_cxt, my_slot);
 	sw_slot_set_state(my_slot, SW_WORKER_RUNNING, "sending deliveries");
 	ereport(LOG, (errmsg("seriesweb worker sending deliveries of database \"%s\"", my_database)));
 
 	PG_TRY();
 	{
-		worker_loop(&w);
+		sw_worker_loop_run(loop);
 	}
 	PG_CATCH();
 	{
-		exit_if_dropped(w.loop_cxt);
+		exit_if_dropped(loop_cxt);
 	}
 	PG_END_TRY();
 
