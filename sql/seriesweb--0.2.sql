@@ -973,6 +973,96 @@ SELECT 'seriesweb_worker_status',
   FROM seriesweb.worker_status() AS w;
 
 ------------------------------------------------------------------------------
+-- Events from the application's own table
+------------------------------------------------------------------------------
+
+-- The matcher, as the trigger of a watched table: its arguments say which
+-- column holds the user id, the name (or the one event name), the
+-- properties and the time ("" for none).  SECURITY DEFINER for the reasons
+-- of _match_events.  PostgreSQL asks for EXECUTE on it only from whoever
+-- creates such a trigger: the roles that may call watch().
+CREATE FUNCTION seriesweb._match_watched() RETURNS trigger
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_match_watched';
+
+-- Rows inserted into the application's table feed the matcher as events,
+-- in the inserting transaction.  Runs with the caller's rights: creating
+-- the trigger takes the TRIGGER privilege on the table (or owning it).
+CREATE FUNCTION seriesweb.watch(events regclass, user_id_column name, name_column name DEFAULT NULL,
+		event_name text DEFAULT NULL, properties_column name DEFAULT NULL,
+		occurred_at_column name DEFAULT NULL)
+RETURNS void
+	LANGUAGE c SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_watch';
+
+-- What is watched, read back from the triggers themselves (so a dropped
+-- table is unwatched, a renamed one still watched): pg_trigger.tgargs holds
+-- the arguments, each ended by a NUL byte.
+CREATE VIEW seriesweb.watched AS
+SELECT t.tgrelid::pg_catalog.regclass AS events,
+	   a.args[1]::name AS user_id_column,
+	   nullif(a.args[2], '')::name AS name_column,
+	   nullif(a.args[3], '') AS event_name,
+	   nullif(a.args[4], '')::name AS properties_column,
+	   nullif(a.args[5], '')::name AS occurred_at_column
+  FROM pg_catalog.pg_trigger t,
+	   LATERAL (
+		SELECT array_agg(convert_from(substring(t.tgargs FROM n.pos - n.len FOR n.len),
+									  getdatabaseencoding()) ORDER BY n.pos)
+		  FROM (SELECT i + 1 AS pos, i - coalesce(lag(i) OVER (ORDER BY i), -1) - 1 AS len
+				  FROM generate_series(0, length(t.tgargs) - 1) AS i
+				 WHERE get_byte(t.tgargs, i) = 0) AS n) AS a(args)
+ WHERE t.tgname = 'seriesweb_watch'
+   AND t.tgfoid = 'seriesweb._match_watched()'::pg_catalog.regprocedure;
+
+CREATE FUNCTION seriesweb.unwatch(events regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM seriesweb.watched w WHERE w.events = unwatch.events) THEN
+		RAISE EXCEPTION 'table % is not watched', unwatch.events
+			USING ERRCODE = 'undefined_object', HINT = 'seriesweb.watched lists the watched tables.';
+	END IF;
+	EXECUTE format('DROP TRIGGER seriesweb_watch ON %s', unwatch.events);
+END
+$$;
+
+-- After an ALTER TABLE of a watched table: error unless its watch can
+-- still read every column it names, as they were checked by watch().
+CREATE FUNCTION seriesweb._check_watched(events regclass) RETURNS void
+	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_check_watched';
+
+-- A column a watch reads cannot be renamed, dropped or retyped under it:
+-- the ALTER TABLE fails, saying how to watch the table its new way.
+CREATE FUNCTION seriesweb._watched_table_altered() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	w regclass;
+	state text;
+	msg text;
+	detail text;
+BEGIN
+	FOR w IN SELECT DISTINCT t.events
+			   FROM seriesweb.watched t, pg_event_trigger_ddl_commands() c
+			  WHERE c.classid = 'pg_catalog.pg_class'::regclass AND c.objid = t.events
+	LOOP
+		BEGIN
+			PERFORM seriesweb._check_watched(w);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+									detail = PG_EXCEPTION_DETAIL;
+			RAISE EXCEPTION '%', msg USING ERRCODE = state, DETAIL = detail,
+				HINT = format('seriesweb watches %s: seriesweb.unwatch(%L) first, then watch it '
+							  'again with its new columns.', w, w::text);
+		END;
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER seriesweb_watched_table_altered ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION seriesweb._watched_table_altered();
+
+------------------------------------------------------------------------------
 -- Privileges: PUBLIC gets nothing.  The DBA grants the roles of the README
 -- (author, application, viewer); SECURITY DEFINER functions above do the
 -- work those roles may not do themselves.

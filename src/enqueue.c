@@ -11,8 +11,9 @@
  * one statement, asking for the worker to be woken at commit (wake.c); a
  * webhook that cannot be rendered is stored failed, with the reason, and
  * counted.  sw_reach_many and sw_enqueue_many do the same for many users at
- * once, with one statement each (event_batch.c).  The worker's side of the
- * queue is queue.c.
+ * once, with one statement each (event_batch.c).  An event of a watched
+ * table has no event id (0 in the context): its rows store NULL.  The
+ * worker's side of the queue is queue.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -93,10 +94,10 @@ static SPIPlanPtr enqueue_plan;
 /* clang-format off */
 static const char enqueue_sql[] =
 	"WITH reached AS ("
-		REACH_SQL("VALUES ($3, $4, now(), $5)")
+		REACH_SQL("VALUES ($3, $4, now(), NULLIF($5, 0))")
 	") "
 	DELIVERY_COLUMNS
-	"SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+	"SELECT $1, $2, $3, $4, NULLIF($5, 0), $6, $7, $8, $9, $10, $11, "
 	"       CASE WHEN $6 = 'failed' THEN now() END "
 	"  FROM reached";
 /* clang-format on */
@@ -156,7 +157,7 @@ static SPIPlanPtr reach_plan;
 
 /* clang-format off */
 static const char reach_sql[] =
-	REACH_SQL("VALUES ($1, $2, now(), $3)");
+	REACH_SQL("VALUES ($1, $2, now(), NULLIF($3, 0))");
 /* clang-format on */
 
 bool
@@ -181,7 +182,7 @@ static SPIPlanPtr reach_many_plan;
 
 /* clang-format off */
 static const char reach_many_sql[] =
-	REACH_SQL("SELECT b, u, now(), e FROM unnest($1, $2, $3) AS r (b, u, e)");
+	REACH_SQL("SELECT b, u, now(), NULLIF(e, 0) FROM unnest($1, $2, $3) AS r (b, u, e)");
 /* clang-format on */
 
 /* A user's first item in sw_reach_many. */
@@ -267,10 +268,10 @@ static const char enqueue_many_sql[] =
 	"             AS d (id, series, block, usr, event, status, method, url, headers, "
 	"                   body, error)), "
 	"reached AS ("
-		REACH_SQL("SELECT block, usr, now(), event FROM d")
+		REACH_SQL("SELECT block, usr, now(), NULLIF(event, 0) FROM d")
 	") "
 	DELIVERY_COLUMNS
-	"SELECT d.id, d.series, d.block, d.usr, d.event, d.status, d.method, d.url, "
+	"SELECT d.id, d.series, d.block, d.usr, NULLIF(d.event, 0), d.status, d.method, d.url, "
 	"       d.headers::text[], d.body, d.error, "
 	"       CASE WHEN d.status = 'failed' THEN now() END "
 	"  FROM d JOIN reached r ON r.block_id = d.block AND r.user_id = d.usr "

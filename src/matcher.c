@@ -30,6 +30,7 @@
 #include "common/hashfn.h"
 #include "counters.h"
 #include "enqueue.h"
+#include "event_source.h"
 #include "event_batch.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -44,17 +45,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
-
-/* The events table's columns, by attribute number. */
-typedef struct EventColumns
-{
-	int event_id;
-	int user_id;
-	int name;
-	int properties;
-	int occurred_at;
-	int installation_id; /* 0 in a database still at 0.1 */
-} EventColumns;
 
 /* A user this statement created: the row as inserted, no need to read it. */
 typedef struct CreatedUser
@@ -88,38 +78,19 @@ execute_for_event(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nu
 	return n;
 }
 
-static EventColumns
-event_columns(TupleDesc desc)
-{
-	EventColumns cols;
-
-	cols.event_id = SPI_fnumber(desc, "event_id");
-	cols.user_id = SPI_fnumber(desc, "user_id");
-	cols.name = SPI_fnumber(desc, "name");
-	cols.properties = SPI_fnumber(desc, "properties");
-	cols.occurred_at = SPI_fnumber(desc, "occurred_at");
-	cols.installation_id = Max(SPI_fnumber(desc, "installation_id"), 0);
-	if (cols.event_id <= 0 || cols.user_id <= 0 || cols.name <= 0 || cols.properties <= 0 ||
-		cols.occurred_at <= 0)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-						errmsg("seriesweb.events lacks a column the matcher needs"),
-						errhint("Recreate the extension; do not alter seriesweb.events.")));
-	return cols;
-}
-
 /*
  * Was the event in the slot accepted by another installation, that is,
  * loaded from a dump of it?  Then it was matched there, and its users,
  * progress and deliveries are restored with it: it is history, not news.
  */
 static bool
-restored_event(const SwCache *cache, TupleTableSlot *slot, const EventColumns *cols)
+restored_event(const SwCache *cache, TupleTableSlot *slot, const SwEventSource *src)
 {
 	bool isnull;
 
-	if (cols->installation_id == 0 || !cache->has_installation)
+	if (src->installation_id == 0 || !cache->has_installation)
 		return false;
-	return DatumGetInt64(slot_getattr(slot, cols->installation_id, &isnull)) !=
+	return DatumGetInt64(slot_getattr(slot, src->installation_id, &isnull)) !=
 		   cache->installation_id;
 }
 
@@ -130,12 +101,11 @@ restored_event(const SwCache *cache, TupleTableSlot *slot, const EventColumns *c
  */
 static Datum *
 unknown_event_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
-					const EventColumns *cols, MemoryContext cxt, int *n)
+					SwEventSource *src, MemoryContext cxt, int *n)
 {
 	HTAB  *seen = sw_text_set_create("seriesweb event users", cxt);
 	int	   cap = 16;
 	Datum *ids = palloc(sizeof(Datum) * cap);
-	bool   isnull;
 
 	*n = 0;
 	tuplestore_rescan(events);
@@ -144,10 +114,11 @@ unknown_event_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlo
 		bool  found;
 		text *id;
 
-		if (restored_event(cache, slot, cols))
+		if (restored_event(cache, slot, src))
 			continue;
-		/* Copied: a spilled tuplestore reuses the slot's tuple memory. */
-		id = DatumGetTextPCopy(slot_getattr(slot, cols->user_id, &isnull));
+		id = sw_event_user_id(src, slot);
+		if (id == NULL)
+			continue;
 
 		hash_search(seen, &id, HASH_ENTER, &found);
 		if (found || sw_user_known(id))
@@ -238,10 +209,10 @@ keep_created_users(uint64 n, MemoryContext cxt)
  */
 static HTAB *
 create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
-					 const EventColumns *cols, MemoryContext cxt)
+					 SwEventSource *src, MemoryContext cxt)
 {
 	int	   n;
-	Datum *ids = unknown_event_users(cache, events, slot, cols, cxt, &n);
+	Datum *ids = unknown_event_users(cache, events, slot, src, cxt, &n);
 	uint64 created_n;
 
 	if (n == 0)
@@ -528,28 +499,31 @@ match_event_batch(MatchState *st)
 
 /*
  * Set st->ctx to the event in the slot, in the event's context; false if it
- * is restored or no live rule can use its name.
+ * is restored, is no event, or no live rule can use its name.
  */
 static bool
-read_event(MatchState *st, TupleTableSlot *slot, const EventColumns *cols)
+read_event(MatchState *st, TupleTableSlot *slot, SwEventSource *src)
 {
-	bool  isnull;
 	char *name;
+	text *user_id;
 
-	if (restored_event(st->cache, slot, cols))
+	if (restored_event(st->cache, slot, src))
 		return false;
 
-	name = TextDatumGetCString(slot_getattr(slot, cols->name, &isnull));
+	name = sw_event_name(src, slot);
+	if (name == NULL)
+		return false;
 	st->name_hash = sw_name_hash(name);
 	if (!event_relevant(st->cache, name, st->name_hash))
+		return false;
+	user_id = sw_event_user_id(src, slot);
+	if (user_id == NULL)
 		return false;
 
 	memset(&st->ctx, 0, sizeof(st->ctx));
 	st->ctx.event_name = name;
-	st->ctx.user_id = TextDatumGetCString(slot_getattr(slot, cols->user_id, &isnull));
-	st->ctx.event_id = DatumGetInt64(slot_getattr(slot, cols->event_id, &isnull));
-	st->ctx.event_occurred_at = DatumGetTimestampTz(slot_getattr(slot, cols->occurred_at, &isnull));
-	st->ctx.event_props = DatumGetJsonbPCopy(slot_getattr(slot, cols->properties, &isnull));
+	st->ctx.user_id = text_to_cstring(user_id);
+	sw_event_read(src, slot, &st->ctx);
 	return true;
 }
 
@@ -573,7 +547,7 @@ match_or_add_to_event_batch(MatchState *st)
 }
 
 static void
-match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const EventColumns *cols)
+match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, SwEventSource *src)
 {
 	MemoryContext read_cxt = CurrentMemoryContext;
 
@@ -591,14 +565,14 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, const E
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(st->event_cxt);
 		MemoryContextSwitchTo(st->event_cxt);
-		if (read_event(st, slot, cols))
+		if (read_event(st, slot, src))
 			match_or_add_to_event_batch(st);
 	}
 	match_event_batch(st);
 }
 
 static void
-check_called_as_events_trigger(FunctionCallInfo fcinfo)
+check_called_as_insert_trigger(FunctionCallInfo fcinfo, const char *function)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
@@ -606,41 +580,39 @@ check_called_as_events_trigger(FunctionCallInfo fcinfo)
 		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("seriesweb._match_events() must be an AFTER INSERT statement "
-							   "trigger with a NEW TABLE")));
+						errmsg("%s must be an AFTER INSERT statement trigger with a NEW TABLE",
+							   function)));
 }
 
 /* Match the statement's events, counting, when some series is live. */
 static void
-match_statement(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot,
-				const EventColumns *cols, MemoryContext stmt_cxt)
+match_statement(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, SwEventSource *src,
+				MemoryContext stmt_cxt)
 {
 	st->counts = sw_counts_create(stmt_cxt);
 	st->event_cxt =
 		AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
 	st->event_batch = sw_event_batch_create(st->cache, st->counts, stmt_cxt);
-	match_all(st, events, slot, cols);
+	match_all(st, events, slot, src);
 	MemoryContextSwitchTo(stmt_cxt);
 	sw_counts_flush(st->counts);
 }
 
-PG_FUNCTION_INFO_V1(sw_match_events);
-Datum
-sw_match_events(PG_FUNCTION_ARGS)
+/*
+ * The rows the trigger's statement inserted, as events: users created,
+ * then events matched.  From seriesweb.events, or from a watched table
+ * whose trigger arguments say which column holds what.
+ */
+static void
+match_inserted_rows(TriggerData *trigdata, bool watched)
 {
-	TriggerData		*trigdata = (TriggerData *) fcinfo->context;
-	Tuplestorestate *events;
-	TupleDesc		 desc;
-	EventColumns	 cols;
+	Relation		 rel = trigdata->tg_relation;
+	Tuplestorestate *events = trigdata->tg_newtable;
+	SwEventSource	 src;
 	TupleTableSlot	*slot;
 	MatchState		 st;
 	MemoryContext	 stmt_cxt;
 	MemoryContext	 caller_cxt = CurrentMemoryContext;
-
-	check_called_as_events_trigger(fcinfo);
-	events = trigdata->tg_newtable;
-	desc = RelationGetDescr(trigdata->tg_relation);
-	cols = event_columns(desc);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "seriesweb: SPI_connect failed");
@@ -648,17 +620,41 @@ sw_match_events(PG_FUNCTION_ARGS)
 	stmt_cxt =
 		AllocSetContextCreate(CurrentMemoryContext, "seriesweb matcher", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(stmt_cxt);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	if (watched)
+		sw_event_source_watched(&src, rel, trigdata->tg_trigger->tgargs,
+								trigdata->tg_trigger->tgnargs, stmt_cxt);
+	else
+		sw_event_source_events(&src, RelationGetDescr(rel));
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	memset(&st, 0, sizeof(st));
 	st.cache = sw_cache_get();
 	MemoryContextSwitchTo(stmt_cxt);
-	st.created = create_missing_users(st.cache, events, slot, &cols, stmt_cxt);
+	st.created = create_missing_users(st.cache, events, slot, &src, stmt_cxt);
 	if (hash_get_num_entries(st.cache->blocks) > 0)
-		match_statement(&st, events, slot, &cols, stmt_cxt);
+		match_statement(&st, events, slot, &src, stmt_cxt);
 
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextSwitchTo(caller_cxt);
 	SPI_finish();
+}
+
+/* The trigger of seriesweb.events. */
+PG_FUNCTION_INFO_V1(sw_match_events);
+Datum
+sw_match_events(PG_FUNCTION_ARGS)
+{
+	check_called_as_insert_trigger(fcinfo, "seriesweb._match_events()");
+	match_inserted_rows((TriggerData *) fcinfo->context, false);
+	return PointerGetDatum(NULL);
+}
+
+/* The trigger of a table watched with seriesweb.watch() (watch.c). */
+PG_FUNCTION_INFO_V1(sw_match_watched);
+Datum
+sw_match_watched(PG_FUNCTION_ARGS)
+{
+	check_called_as_insert_trigger(fcinfo, "seriesweb._match_watched()");
+	match_inserted_rows((TriggerData *) fcinfo->context, true);
 	return PointerGetDatum(NULL);
 }

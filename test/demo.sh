@@ -79,6 +79,28 @@ perl -MJSON::PP -ne '
 	print "$_->[0]: $_->[1]\n" for @{ $r->{headers} };
 	print "\n$r->{body}\n";' "$work/received.jsonl"
 
+step "An application's own table: seriesweb.watch() (no write to seriesweb.events)"
+cat >"$work/orders.sql" <<EOF
+CREATE TABLE orders (order_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                     customer text NOT NULL, total numeric NOT NULL, placed_at timestamptz DEFAULT now());
+SELECT seriesweb.watch('orders', 'customer', event_name => 'order-placed', occurred_at_column => 'placed_at');
+SELECT seriesweb.create_series('Big orders');
+SELECT seriesweb.add_rule(2, 'Order of 100 or more', 'order-placed',
+       '[{"attribute": "event.total", "op": "gte", "value": 100}]');
+SELECT seriesweb.add_webhook(2, 'Tell the shop', 'http://127.0.0.1:$port/orders', after => 3,
+       body => '{"customer": "{user.id}", "order": "{event.order_id}", "total": "{event.total}"}');
+SELECT seriesweb.set_live(2);
+INSERT INTO orders (customer, total) VALUES ('u1', 250), ('u2', 20);
+EOF
+sed 's/^/  /' "$work/orders.sql"
+psql -d app -v ON_ERROR_STOP=1 -f "$work/orders.sql" >/dev/null
+order_sent() { [ "$(psql -d app -Atc "SELECT sent FROM seriesweb.block_stats WHERE block_id = 4")" = "1" ]; }
+wait_for order_sent
+echo "The receiver got (the order of 20 matched no rule):"
+perl -MJSON::PP -ne '
+	my $r = decode_json($_);
+	print "$r->{method} $r->{path}  $r->{body}\n" if $r->{path} eq "/orders";' "$work/received.jsonl"
+
 step "seriesweb.block_stats"
 psql -d app -c "SELECT series_name, block_id, title, kind, reached, sent, failed, pending FROM seriesweb.block_stats ORDER BY block_id"
 
