@@ -52,6 +52,10 @@ EOF
 "$bindir/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
 psql() { "$bindir/psql" -X -q -h "$work" -U postgres "$@"; }
 psql -d postgres -c "CREATE DATABASE app"
+# Show a script, then run it in the database app.
+play() { sed 's/^/  /' "$1"; psql -d app -v ON_ERROR_STOP=1 -f "$1" >/dev/null; }
+# Has webhook block $1 had its one delivery sent?
+one_sent() { [ "$(psql -d app -Atc "SELECT sent FROM seriesweb.block_stats WHERE block_id = $1")" = "1" ]; }
 
 step "The seed scenario (the URL points at the local receiver)"
 cat >"$work/seed.sql" <<EOF
@@ -66,11 +70,8 @@ SELECT seriesweb.add_webhook(1, 'Tell the CRM', url => 'http://127.0.0.1:$port/h
 SELECT seriesweb.set_live(1);
 INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', 'completed-onboarding');
 EOF
-sed 's/^/  /' "$work/seed.sql"
-psql -d app -v ON_ERROR_STOP=1 -f "$work/seed.sql" >/dev/null
-
-sent() { [ "$(psql -d app -Atc "SELECT sent FROM seriesweb.block_stats WHERE block_id = 2")" = "1" ]; }
-wait_for sent
+play "$work/seed.sql"
+wait_for one_sent 2
 
 step "What the receiver got"
 perl -MJSON::PP -ne '
@@ -92,10 +93,8 @@ SELECT seriesweb.add_webhook(2, 'Tell the shop', 'http://127.0.0.1:$port/orders'
 SELECT seriesweb.set_live(2);
 INSERT INTO orders (customer, total) VALUES ('u1', 250), ('u2', 20);
 EOF
-sed 's/^/  /' "$work/orders.sql"
-psql -d app -v ON_ERROR_STOP=1 -f "$work/orders.sql" >/dev/null
-order_sent() { [ "$(psql -d app -Atc "SELECT sent FROM seriesweb.block_stats WHERE block_id = 4")" = "1" ]; }
-wait_for order_sent
+play "$work/orders.sql"
+wait_for one_sent 4
 echo "The receiver got (the order of 20 matched no rule):"
 perl -MJSON::PP -ne '
 	my $r = decode_json($_);
