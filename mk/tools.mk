@@ -10,12 +10,12 @@ BENCH_DIR ?= /tmp/seriesweb-bench-tree
 bench:
 	@SERIESWEB_EXTRA_PACKAGES="$${SERIESWEB_EXTRA_PACKAGES:-} nginx-light libnginx-mod-http-echo wrk curl" sh test/setup.sh
 	@$(MAKE) --no-print-directory all
-	@SERIESWEB_TEST_DIR='$(BENCH_DIR)' sh test/as-user.sh install-and-run bench-unprivileged QUICK='$(QUICK)' \
+	@SERIESWEB_TEST_DIR='$(BENCH_DIR)' sh test/as-user.sh install-and-run bench-unprivileged QUICK='$(QUICK)' BENCH_ONLY='$(BENCH_ONLY)' \
 		BENCH_REVISION="$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ' with local changes')"
 	@if [ "$$(id -u)" -eq 0 ]; then cp '$(BENCH_DIR)/test/bench/report.md' test/bench/report.md; fi
 
 bench-unprivileged:
-	@QUICK='$(QUICK)' BENCH_REVISION='$(BENCH_REVISION)' PG_CONFIG='$(PG_CONFIG)' bash test/bench/run.sh
+	@QUICK='$(QUICK)' BENCH_ONLY='$(BENCH_ONLY)' BENCH_REVISION='$(BENCH_REVISION)' PG_CONFIG='$(PG_CONFIG)' bash test/bench/run.sh
 
 # Fuzzing (issue 4): `make fuzz` installs clang and libFuzzer if missing, then,
 # as an unprivileged user in FUZZ_DIR, builds the harnesses of test/fuzz/ and

@@ -237,6 +237,11 @@ sub report
 			base_title => 'same table, no trigger', target => 0.90, dir => '>=', ratio => 1,
 		},
 		{
+			title => "... the same events into the application's own table, watched",
+			key => 'watched_tps', base => 'watched_tps_base', unit => 'TPS',
+			base_title => 'same table, not watched', target => 0.90, dir => '>=', ratio => 1,
+		},
+		{
 			title => 'Insert TPS, each event fires one webhook (worker sending meanwhile)',
 			key => 'fire_tps', base => 'fire_tps_base', unit => 'TPS',
 			base_title => 'same table, no trigger', target => 0.50, dir => '>=', ratio => 1,

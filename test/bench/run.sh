@@ -14,7 +14,7 @@
 # Environment: QUICK=1; BENCH_REPORT (where the report goes); BENCH_KEEP=1
 # keeps the cluster, nginx and the work directory when done (for profiling);
 # BENCH_PGSS=1 preloads pg_stat_statements (track = all) in the bench
-# database; BENCH_ONLY="ceiling nomatch fire fire_nw copy queue latency slow"
+# database; BENCH_ONLY="ceiling nomatch watched fire fire_nw copy queue latency slow"
 # runs a subset ("none": only the setup); PG_CONFIG picks the server.
 # profile.sh uses the last three.
 set -euo pipefail
@@ -24,7 +24,7 @@ bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 report=${BENCH_REPORT:-$here/report.md}
 quick=${QUICK:-}
 [ "$quick" = 0 ] && quick=""
-only=" ${BENCH_ONLY:-ceiling nomatch fire fire_nw copy queue latency slow} "
+only=" ${BENCH_ONLY:-ceiling nomatch watched fire fire_nw copy queue latency slow} "
 
 # Sizes.  Runs alternate baseline and measured variant (ABBA), so drift
 # on this shared machine hits both alike.
@@ -304,12 +304,12 @@ bench_ceiling() {	# run
 	log "nginx ceiling (wrk -t2 -c64, ${body_bytes} B POST): $rps req/s"
 }
 
-insert_pair() {		# key db script run
-	local key=$1 db=$2 script=$3 run=$4 order tps
+insert_pair() {		# key db script run [table trigger]
+	local key=$1 db=$2 script=$3 run=$4 table=${5:-seriesweb.events} trigger=${6:-match_events} order tps
 	if [ $((run % 2)) = 1 ]; then order="base trig"; else order="trig base"; fi
 	for variant in $order; do
 		next_tag
-		psql_db "$db" -c "ALTER TABLE seriesweb.events $([ $variant = base ] && echo DISABLE || echo ENABLE) TRIGGER match_events" -c CHECKPOINT
+		psql_db "$db" -c "ALTER TABLE $table $([ $variant = base ] && echo DISABLE || echo ENABLE) TRIGGER $trigger" -c CHECKPOINT
 		local offset; offset=$(log_size)
 		tps=$(pgbench -c $clients -j 2 -T $insert_s -D tag="$tag" -f "$work/$script" "$db" | awk '/^tps/ {print $3}')
 		[ -n "$tps" ] || die "pgbench failed ($script, $db)"
@@ -321,7 +321,7 @@ insert_pair() {		# key db script run
 			verify_run "insert, one webhook per event" "$tag" "$offset"
 		fi
 	done
-	psql_db "$db" -c "ALTER TABLE seriesweb.events ENABLE TRIGGER match_events"
+	psql_db "$db" -c "ALTER TABLE $table ENABLE TRIGGER $trigger"
 }
 
 # In bench_nw: the worker only sees the deliveries once the COPY commits, so
@@ -485,6 +485,16 @@ cat >"$work/nomatch.sql" <<-'EOF'
 \set u random(1, 10000)
 INSERT INTO seriesweb.events (user_id, name, properties) VALUES ('p' || :u, 'pageview', '{"path": "/pricing"}');
 EOF
+# The same events written to the application's own table, watched.
+psql_db bench -c "CREATE TABLE app_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	user_id text NOT NULL, name text NOT NULL, properties jsonb NOT NULL DEFAULT '{}',
+	occurred_at timestamptz NOT NULL DEFAULT now())" \
+	-c "SELECT seriesweb.watch('app_events', 'user_id', name_column => 'name',
+		properties_column => 'properties', occurred_at_column => 'occurred_at')" >/dev/null
+cat >"$work/watched.sql" <<-'EOF'
+\set u random(1, 10000)
+INSERT INTO app_events (user_id, name, properties) VALUES ('p' || :u, 'pageview', '{"path": "/pricing"}');
+EOF
 cat >"$work/fire.sql" <<-'EOF'
 INSERT INTO seriesweb.events (user_id, name, properties)
 VALUES ('u' || :tag || '-' || lpad(nextval('bench_uid')::text, 9, '0'), 'signup', jsonb_build_object('run', :tag::text));
@@ -504,6 +514,9 @@ if has ceiling; then
 fi
 if has nomatch; then
 	for run in $(seq $insert_runs); do insert_pair nomatch_tps bench nomatch.sql "$run"; done
+fi
+if has watched; then
+	for run in $(seq $insert_runs); do insert_pair watched_tps bench watched.sql "$run" app_events seriesweb_watch; done
 fi
 if has fire; then
 	for run in $(seq $insert_runs); do insert_pair fire_tps bench fire.sql "$run"; done
