@@ -75,29 +75,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION seriesweb._check_webhook_has_rule() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	b int;
-BEGIN
-	IF NOT current_setting('check_function_bodies')::bool THEN
-		RETURN NULL;
-	END IF;
-	IF TG_TABLE_NAME = 'blocks' THEN
-		b := NEW.block_id;
-	ELSE
-		b := OLD.to_block;
-	END IF;
-	IF EXISTS (SELECT 1 FROM seriesweb.blocks WHERE block_id = b AND kind = 'webhook')
-	   AND NOT EXISTS (SELECT 1 FROM seriesweb.connections WHERE to_block = b) THEN
-		RAISE EXCEPTION 'webhook block % has no rule before it', b
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Connect it after a rule block (seriesweb.connect or add_webhook''s after).';
-	END IF;
-	RETURN NULL;
-END
-$$;
-
 -- Which worker claimed a delivery in sending: one that a previous worker
 -- claimed (a crash, or rows restored from a dump) is sent again.
 ALTER TABLE seriesweb.deliveries ADD COLUMN claimed_by bigint;
@@ -245,20 +222,24 @@ BEGIN
 	END IF;
 
 	-- Each kind's counts: a kind added later adds its line here (and, for a
-	-- shape of its own, to _diagram_node).  Every connection takes the
-	-- matched path until connections have a path of their own.
+	-- shape of its own, to _diagram_node).
 	WITH b AS (
 		SELECT s.block_id, s.kind,
 			   ARRAY[s.title, s.kind || ': reached ' || s.reached]
-			   || CASE s.kind
-					WHEN 'webhook' THEN
+			   || CASE
+					WHEN s.kind = 'webhook' THEN
 						ARRAY['sent ' || s.sent || ', failed ' || s.failed || ', pending ' || s.pending]
+					WHEN s.kind = 'wait' THEN
+						ARRAY['waiting ' || s.waiting]
+					WHEN bl.match_within IS NOT NULL THEN
+						ARRAY['waiting ' || s.waiting || ', not matched ' || s.not_matched]
 					ELSE '{}'::text[]
 				  END AS lines
 		  FROM seriesweb.block_stats s
+		  JOIN seriesweb.blocks bl ON bl.block_id = s.block_id
 		 WHERE s.series_id = series_diagram.series_id),
 	e AS (
-		SELECT c.from_block, c.to_block, 'matched' AS path
+		SELECT c.from_block, c.to_block, c.path
 		  FROM seriesweb.connections c
 		 WHERE c.from_block IN (SELECT b.block_id FROM b))
 	SELECT (SELECT string_agg(seriesweb._diagram_node(f, b.block_id, b.kind, b.lines), E'\n'
@@ -451,25 +432,360 @@ REVOKE ALL ON FUNCTION seriesweb._watched_table_altered() FROM PUBLIC;
 REVOKE ALL ON seriesweb.watched FROM PUBLIC;
 
 ------------------------------------------------------------------------------
--- Replaying: retry_failed(block_id, since)
+-- Series in time: waits, timed rules and their not-matched paths
 ------------------------------------------------------------------------------
 
--- The one-argument function is replaced by one whose second argument
--- defaults to NULL (an overload would make retry_failed(b) ambiguous);
--- whoever was granted the old one is granted the new one (the list is kept
--- in a setting of this transaction meanwhile).
-DO $$
+ALTER TABLE seriesweb.blocks
+	ADD COLUMN duration interval
+		CONSTRAINT blocks_duration_range CHECK (duration BETWEEN '1 second' AND '1 year'),
+	ADD COLUMN match_within interval
+		CONSTRAINT blocks_match_within_range CHECK (match_within BETWEEN '1 second' AND '1 year'),
+	DROP CONSTRAINT blocks_kind_known,
+	ADD CONSTRAINT blocks_kind_known CHECK (kind IN ('rule', 'webhook', 'wait')),
+	DROP CONSTRAINT blocks_kind_columns,
+	ADD CONSTRAINT blocks_kind_columns CHECK (
+		CASE kind
+			WHEN 'rule' THEN filters IS NOT NULL AND url IS NULL AND method IS NULL
+				AND headers IS NULL AND body IS NULL AND secret IS NULL AND duration IS NULL
+			WHEN 'wait' THEN duration IS NOT NULL AND event_name IS NULL AND filters IS NULL
+				AND match_within IS NULL AND url IS NULL AND method IS NULL AND headers IS NULL
+				AND body IS NULL AND secret IS NULL
+			ELSE url IS NOT NULL AND method IS NOT NULL AND headers IS NOT NULL
+				AND event_name IS NULL AND filters IS NULL AND duration IS NULL
+				AND match_within IS NULL
+		END);
+
+ALTER TABLE seriesweb.connections ADD COLUMN path text NOT NULL DEFAULT 'matched'
+	CONSTRAINT connections_path_known CHECK (path IN ('matched', 'not_matched'));
+
+ALTER TABLE seriesweb.progress ADD COLUMN not_matched_at timestamptz;
+DROP INDEX seriesweb.progress_armed;
+CREATE INDEX progress_armed ON seriesweb.progress (user_id)
+	WHERE reached_at IS NULL AND not_matched_at IS NULL;
+
+-- A user held by a wait, or armed on a timed rule, until due_at: a row
+-- while it lasts.  Whoever deletes the row decides what comes next: the
+-- worker once it is due, or the event that reaches the timed rule in time.
+-- Released per block in due order (timers_due), so a paused series' timers
+-- are simply not looked at.
+CREATE TABLE seriesweb.timers (
+	block_id int NOT NULL,
+	user_id text NOT NULL,
+	due_at timestamptz NOT NULL,
+	PRIMARY KEY (block_id, user_id)
+);
+CREATE INDEX timers_due ON seriesweb.timers (block_id, due_at);
+SELECT pg_catalog.pg_extension_config_dump('seriesweb.timers', '');
+
+ALTER TABLE seriesweb.block_counts
+	ADD COLUMN waiting bigint NOT NULL DEFAULT 0,
+	ADD COLUMN not_matched bigint NOT NULL DEFAULT 0;
+
+-- A wait's duration or a timed rule's match_within, in range (the CHECKs
+-- on seriesweb.blocks are the backstop).
+CREATE FUNCTION seriesweb._check_duration(what text, d interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM pg_catalog.set_config('seriesweb_update.retry_failed_grantees', pg_catalog.array_to_string(ARRAY(
-		SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
-		  FROM pg_catalog.pg_proc p
-		 CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
-		  LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-		 WHERE p.oid = 'seriesweb.retry_failed(int)'::pg_catalog.regprocedure
-		   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), ','), true);
+	IF d < interval '1 second' OR d > interval '1 year' THEN
+		RAISE EXCEPTION '% is out of range', what
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('It is %s.', d),
+				  HINT = 'Use an interval from 1 second to 1 year.';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION seriesweb._validate_block() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		-- Progress, deliveries and counters refer to it.
+		IF NEW.block_id <> OLD.block_id THEN
+			RAISE EXCEPTION 'block % cannot change its id to %', OLD.block_id, NEW.block_id
+				USING ERRCODE = 'feature_not_supported',
+					  HINT = 'Create a new block instead.';
+		END IF;
+		IF NEW.series_id <> OLD.series_id THEN
+			RAISE EXCEPTION 'block % cannot move to another series', OLD.block_id
+				USING ERRCODE = 'feature_not_supported',
+					  HINT = 'Create a new block in the other series.';
+		END IF;
+		IF NEW.kind <> OLD.kind THEN
+			RAISE EXCEPTION 'block % cannot change kind from % to %', OLD.block_id, OLD.kind, NEW.kind
+				USING ERRCODE = 'feature_not_supported',
+					  HINT = 'Create a new block of the other kind.';
+		END IF;
+		-- Users armed on it have a deadline, or have none: keep them right.
+		IF (NEW.match_within IS NULL) <> (OLD.match_within IS NULL) THEN
+			RAISE EXCEPTION 'rule block % cannot % match_within', OLD.block_id,
+				CASE WHEN OLD.match_within IS NULL THEN 'gain' ELSE 'lose' END
+				USING ERRCODE = 'feature_not_supported',
+					  DETAIL = 'Whether a rule is timed decides what its armed users wait for.',
+					  HINT = 'Change its match_within to another interval, or create a new rule.';
+		END IF;
+	END IF;
+	IF NEW.title IS NULL OR btrim(NEW.title) = '' THEN
+		RAISE EXCEPTION 'block title must not be empty'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NEW.kind = 'rule' THEN
+		IF NEW.url IS NOT NULL OR NEW.method IS NOT NULL OR NEW.headers IS NOT NULL
+		   OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL OR NEW.duration IS NOT NULL THEN
+			RAISE EXCEPTION 'rule block "%" has fields of another kind', NEW.title
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A rule has only event_name, filters and match_within.';
+		END IF;
+		IF NEW.event_name IS NOT NULL AND btrim(NEW.event_name) = '' THEN
+			RAISE EXCEPTION 'rule block "%" has an empty event name', NEW.title
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use NULL to match any event.';
+		END IF;
+		NEW.filters := coalesce(NEW.filters, '[]');
+		PERFORM seriesweb._check_filters(NEW.filters);
+		IF NEW.match_within IS NOT NULL THEN
+			PERFORM seriesweb._check_duration(format('match_within of rule block "%s"', NEW.title),
+											  NEW.match_within);
+		END IF;
+	ELSIF NEW.kind = 'webhook' THEN
+		IF NEW.event_name IS NOT NULL OR NEW.filters IS NOT NULL OR NEW.duration IS NOT NULL
+		   OR NEW.match_within IS NOT NULL THEN
+			RAISE EXCEPTION 'webhook block "%" has fields of another kind', NEW.title
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Put the condition in a rule block before the webhook, a delay in a wait block.';
+		END IF;
+		NEW.method := upper(NEW.method);
+		NEW.headers := coalesce(NEW.headers, '{"Content-Type": "application/json"}');
+		PERFORM seriesweb._check_webhook(NEW.method, NEW.url, NEW.headers, NEW.body);
+		IF NEW.secret IS NOT NULL THEN
+			PERFORM seriesweb._check_secret(NEW.secret);
+		END IF;
+	ELSIF NEW.kind = 'wait' THEN
+		IF NEW.event_name IS NOT NULL OR NEW.filters IS NOT NULL OR NEW.match_within IS NOT NULL
+		   OR NEW.url IS NOT NULL OR NEW.method IS NOT NULL OR NEW.headers IS NOT NULL
+		   OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL THEN
+			RAISE EXCEPTION 'wait block "%" has fields of another kind', NEW.title
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A wait has only a duration.';
+		END IF;
+		IF NEW.duration IS NULL THEN
+			RAISE EXCEPTION 'wait block "%" needs a duration', NEW.title
+				USING ERRCODE = 'null_value_not_allowed',
+					  HINT = 'Use an interval from 1 second to 1 year.';
+		END IF;
+		PERFORM seriesweb._check_duration(format('duration of wait block "%s"', NEW.title), NEW.duration);
+	ELSE
+		RAISE EXCEPTION 'unknown block kind "%"', NEW.kind
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use rule, webhook or wait.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+-- Same series, no cycle (through waits too), a known path; a not-matched
+-- path only from a timed rule.  The series row is locked so that two
+-- concurrent connections cannot close a cycle that neither sees alone.
+CREATE OR REPLACE FUNCTION seriesweb._validate_connection() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	from_series int;
+	to_series int;
+	from_timed bool;
+BEGIN
+	SELECT series_id, kind = 'rule' AND match_within IS NOT NULL INTO from_series, from_timed
+	  FROM seriesweb.blocks WHERE block_id = NEW.from_block;
+	SELECT series_id INTO to_series FROM seriesweb.blocks WHERE block_id = NEW.to_block;
+	IF from_series IS NULL OR to_series IS NULL THEN
+		RAISE EXCEPTION 'block % does not exist',
+			CASE WHEN from_series IS NULL THEN NEW.from_block ELSE NEW.to_block END
+			USING ERRCODE = 'foreign_key_violation';
+	END IF;
+	IF from_series <> to_series THEN
+		RAISE EXCEPTION 'cannot connect block % (series %) to block % (series %)',
+			NEW.from_block, from_series, NEW.to_block, to_series
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Connections join blocks of one series.';
+	END IF;
+	IF NEW.from_block = NEW.to_block THEN
+		RAISE EXCEPTION 'block % cannot be connected to itself', NEW.from_block
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A user reaches each block at most once; series are acyclic.';
+	END IF;
+	IF NEW.path IS NULL OR NEW.path NOT IN ('matched', 'not_matched') THEN
+		RAISE EXCEPTION 'unknown connection path %', coalesce(quote_literal(NEW.path), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use matched, or not_matched from a rule with match_within.';
+	END IF;
+	IF NEW.path = 'not_matched' AND NOT from_timed THEN
+		RAISE EXCEPTION 'block % has no not-matched path', NEW.from_block
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Only a rule with match_within can be not matched: in time, or never.',
+				  HINT = 'Give the rule a match_within (seriesweb.add_rule), or connect with path => ''matched''.';
+	END IF;
+	PERFORM 1 FROM seriesweb.series WHERE series_id = from_series FOR UPDATE;
+	IF EXISTS (
+		WITH RECURSIVE downstream(block_id) AS (
+			SELECT NEW.to_block
+			UNION
+			SELECT c.to_block FROM seriesweb.connections c
+			  JOIN downstream d ON c.from_block = d.block_id)
+		SELECT 1 FROM downstream WHERE block_id = NEW.from_block) THEN
+		RAISE EXCEPTION 'connecting block % to block % would make a cycle', NEW.from_block, NEW.to_block
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Block %s already leads to block %s.', NEW.to_block, NEW.from_block),
+				  HINT = 'A user reaches each block at most once; series are acyclic.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+DROP TRIGGER webhook_has_rule ON seriesweb.blocks;
+DROP TRIGGER webhook_keeps_rule ON seriesweb.connections;
+DROP FUNCTION seriesweb._check_webhook_has_rule();
+-- Only a rule may start a series: a webhook needs a rule before it (a
+-- chain of blocks always starts at one), a wait and a timed rule a block
+-- before them.  Checked at commit, so that a block and its first
+-- connection can be written in either order.
+CREATE FUNCTION seriesweb._check_block_before() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	id int;
+	b seriesweb.blocks;
+BEGIN
+	IF NOT current_setting('check_function_bodies')::bool THEN
+		RETURN NULL;
+	END IF;
+	IF TG_TABLE_NAME = 'blocks' THEN
+		id := NEW.block_id;
+	ELSE
+		id := OLD.to_block;
+	END IF;
+	SELECT * INTO b FROM seriesweb.blocks WHERE block_id = id;
+	IF NOT FOUND OR (b.kind = 'rule' AND b.match_within IS NULL)
+	   OR EXISTS (SELECT 1 FROM seriesweb.connections WHERE to_block = b.block_id) THEN
+		RETURN NULL;
+	END IF;
+	IF b.kind = 'webhook' THEN
+		RAISE EXCEPTION 'webhook block % has no rule before it', b.block_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Connect it after a rule block (seriesweb.connect or add_webhook''s after).';
+	ELSIF b.kind = 'wait' THEN
+		RAISE EXCEPTION 'wait block % has no block before it', b.block_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Connect it after a block (seriesweb.connect or add_wait''s after).';
+	END IF;
+	RAISE EXCEPTION 'rule block % has match_within but no block before it', b.block_id
+		USING ERRCODE = 'invalid_parameter_value',
+			  DETAIL = 'An entry rule is matched by events; a deadline counts from when a block before it arms it.',
+			  HINT = 'Connect it after a block, or create it without match_within.';
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER block_has_block_before AFTER INSERT ON seriesweb.blocks
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION seriesweb._check_block_before();
+CREATE CONSTRAINT TRIGGER block_keeps_block_before AFTER UPDATE OR DELETE ON seriesweb.connections
+	DEFERRABLE INITIALLY DEFERRED
+	FOR EACH ROW EXECUTE FUNCTION seriesweb._check_block_before();
+
+CREATE OR REPLACE FUNCTION seriesweb._forget_block() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	DELETE FROM seriesweb.progress WHERE block_id = OLD.block_id;
+	DELETE FROM seriesweb.timers WHERE block_id = OLD.block_id;
+	DELETE FROM seriesweb.deliveries WHERE block_id = OLD.block_id AND status IN ('pending', 'sending');
+	DELETE FROM seriesweb.block_counts WHERE block_id = OLD.block_id;
+	DELETE FROM seriesweb.block_activity WHERE block_id = OLD.block_id;
+	RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION seriesweb.add_wait(series_id int, title text, after int, duration interval,
+								   path text DEFAULT 'matched')
+RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	id int;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = add_wait.series_id) THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(add_wait.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
+	IF add_wait.after IS NULL THEN
+		RAISE EXCEPTION 'wait block "%" needs a block before it', add_wait.title
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass after => the id of the block it follows.';
+	END IF;
+	INSERT INTO seriesweb.blocks (series_id, kind, title, duration)
+		VALUES (add_wait.series_id, 'wait', add_wait.title, add_wait.duration)
+		RETURNING block_id INTO id;
+	PERFORM seriesweb.connect(add_wait.after, id, add_wait.path);
+	RETURN id;
+END
+$$;
+
+CREATE OR REPLACE VIEW seriesweb.block_stats AS
+SELECT b.series_id,
+	   s.name AS series_name,
+	   b.block_id,
+	   b.title,
+	   b.kind,
+	   coalesce(c.reached, 0) AS reached,
+	   coalesce(c.sent, 0) AS sent,
+	   coalesce(c.failed, 0) AS failed,
+	   CASE WHEN b.kind = 'webhook'
+			THEN coalesce(c.reached - c.sent - c.failed, 0) ELSE 0 END AS pending,
+	   a.last_sent_at,
+	   a.last_failed_at,
+	   a.last_error,
+	   coalesce(c.waiting, 0) AS waiting,
+	   coalesce(c.not_matched, 0) AS not_matched
+  FROM seriesweb.blocks b
+  JOIN seriesweb.series s ON s.series_id = b.series_id
+  LEFT JOIN (SELECT block_id,
+					sum(reached)::bigint AS reached,
+					sum(sent)::bigint AS sent,
+					sum(failed)::bigint AS failed,
+					sum(waiting)::bigint AS waiting,
+					sum(not_matched)::bigint AS not_matched
+			   FROM seriesweb.block_counts GROUP BY block_id) c ON c.block_id = b.block_id
+  LEFT JOIN seriesweb.block_activity a ON a.block_id = b.block_id;
+
+-- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing.
+REVOKE ALL ON seriesweb.timers FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._check_duration(text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._check_block_before() FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.add_wait(int, text, int, interval, text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Functions that gain arguments: retry_failed(block_id, since),
+-- add_rule(..., match_within, path), connect(..., path), add_webhook(..., path)
+------------------------------------------------------------------------------
+
+-- Each is replaced by one whose new last argument has a default (an
+-- overload would make the old calls ambiguous); whoever was granted the
+-- old one is granted the new one (the lists are kept in settings of this
+-- transaction meanwhile).
+DO $$
+DECLARE
+	f text;
+BEGIN
+	FOREACH f IN ARRAY ARRAY['retry_failed(int)', 'add_rule(int, text, text, jsonb, int)',
+							 'connect(int, int)', 'add_webhook(int, text, text, int, text, jsonb, json, text)'] LOOP
+		PERFORM pg_catalog.set_config('seriesweb_update.' || pg_catalog.split_part(f, '(', 1),
+			pg_catalog.array_to_string(ARRAY(
+				SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END
+				  FROM pg_catalog.pg_proc p
+				 CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+				  LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+				 WHERE p.oid = ('seriesweb.' || f)::pg_catalog.regprocedure
+				   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), ','), true);
+	END LOOP;
 END
 $$;
 DROP FUNCTION seriesweb.retry_failed(int);
+DROP FUNCTION seriesweb.add_rule(int, text, text, jsonb, int);
+DROP FUNCTION seriesweb.connect(int, int);
+DROP FUNCTION seriesweb.add_webhook(int, text, text, int, text, jsonb, json, text);
 
 -- Every failed delivery of a block, or with since those that failed at or after it.
 CREATE FUNCTION seriesweb.retry_failed(block_id int, since timestamptz DEFAULT NULL) RETURNS bigint
@@ -493,14 +809,98 @@ BEGIN
 END
 $$;
 
+
+CREATE FUNCTION seriesweb.connect(from_block int, to_block int, path text DEFAULT 'matched')
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF from_block IS NULL OR to_block IS NULL THEN
+		RAISE EXCEPTION 'connect needs two block ids'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	INSERT INTO seriesweb.connections (from_block, to_block, path)
+		VALUES (connect.from_block, connect.to_block, connect.path);
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'block % is already connected to block %', from_block, to_block
+		USING ERRCODE = 'unique_violation';
+END
+$$;
+
+CREATE FUNCTION seriesweb.add_rule(series_id int, title text, event_name text DEFAULT NULL,
+								   filters jsonb DEFAULT '[]', after int DEFAULT NULL,
+								   match_within interval DEFAULT NULL, path text DEFAULT 'matched')
+RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	id int;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = add_rule.series_id) THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(add_rule.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
+	IF add_rule.match_within IS NOT NULL AND add_rule.after IS NULL THEN
+		RAISE EXCEPTION 'rule block "%" has match_within but no block before it', add_rule.title
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'An entry rule is matched by events; a deadline counts from when a block before it arms it.',
+				  HINT = 'Pass after => the block it follows, or leave match_within null.';
+	END IF;
+	INSERT INTO seriesweb.blocks (series_id, kind, title, event_name, filters, match_within)
+		VALUES (add_rule.series_id, 'rule', add_rule.title, add_rule.event_name,
+				coalesce(add_rule.filters, '[]'), add_rule.match_within)
+		RETURNING block_id INTO id;
+	IF add_rule.after IS NOT NULL THEN
+		PERFORM seriesweb.connect(add_rule.after, id, add_rule.path);
+	END IF;
+	RETURN id;
+END
+$$;
+
+CREATE FUNCTION seriesweb.add_webhook(series_id int, title text, url text, after int,
+									  method text DEFAULT 'POST',
+									  headers jsonb DEFAULT '{"Content-Type": "application/json"}',
+									  body json DEFAULT NULL, secret text DEFAULT NULL,
+									  path text DEFAULT 'matched')
+RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	id int;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = add_webhook.series_id) THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(add_webhook.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
+	IF add_webhook.after IS NULL THEN
+		RAISE EXCEPTION 'webhook block "%" needs a block before it', add_webhook.title
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass after => the id of the rule (or webhook) it follows.';
+	END IF;
+	INSERT INTO seriesweb.blocks (series_id, kind, title, url, method, headers, body, secret)
+		VALUES (add_webhook.series_id, 'webhook', add_webhook.title, add_webhook.url,
+				coalesce(add_webhook.method, 'POST'), add_webhook.headers,
+				add_webhook.body, add_webhook.secret)
+		RETURNING block_id INTO id;
+	PERFORM seriesweb.connect(add_webhook.after, id, add_webhook.path);
+	RETURN id;
+END
+$$;
+
 REVOKE ALL ON FUNCTION seriesweb.retry_failed(int, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.add_rule(int, text, text, jsonb, int, interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.connect(int, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.add_webhook(int, text, text, int, text, jsonb, json, text, text) FROM PUBLIC;
 DO $$
 DECLARE
+	f text;
 	who text;
 BEGIN
-	FOREACH who IN ARRAY pg_catalog.string_to_array(
-		pg_catalog.current_setting('seriesweb_update.retry_failed_grantees'), ',') LOOP
-		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION seriesweb.retry_failed(int, timestamptz) TO %s', who);
+	FOREACH f IN ARRAY ARRAY['retry_failed(int, timestamptz)',
+							 'add_rule(int, text, text, jsonb, int, interval, text)',
+							 'connect(int, int, text)',
+							 'add_webhook(int, text, text, int, text, jsonb, json, text, text)'] LOOP
+		FOREACH who IN ARRAY pg_catalog.string_to_array(pg_catalog.current_setting(
+			'seriesweb_update.' || pg_catalog.split_part(f, '(', 1)), ',') LOOP
+			EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION seriesweb.%s TO %s', f, who);
+		END LOOP;
 	END LOOP;
 END
 $$;

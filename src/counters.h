@@ -16,6 +16,9 @@
 extern HTAB *sw_counts_create(MemoryContext cxt);
 extern void	 sw_counts_add(HTAB *counts, int32 block_id, int32 series_id, int entered, int reached,
 						   int failed);
-extern void	 sw_counts_flush(HTAB *counts);
+/* Users who start or end waiting on a wait or timed rule, or take its not-matched path. */
+extern void sw_counts_add_timed(HTAB *counts, int32 block_id, int32 series_id, int waiting,
+								int not_matched);
+extern void sw_counts_flush(HTAB *counts);
 
 #endif /* SERIESWEB_COUNTERS_H */

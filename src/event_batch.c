@@ -52,7 +52,7 @@ rule_has_event_batch_shape(const SwBlock *rule)
 	if (rule->series->nentry != 1)
 		return false;
 	for (int i = 0; i < rule->nnext; i++)
-		if (!rule->next[i]->is_webhook || rule->next[i]->nnext > 0)
+		if (rule->next[i]->kind != SW_BLOCK_WEBHOOK || rule->next[i]->nnext > 0)
 			return false;
 	return true;
 }

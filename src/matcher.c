@@ -13,17 +13,14 @@
  * before webhooks) wait in an event batch to be matched many at a time
  * (event_batch.c), still in insertion order with respect to the others.
  *
- * Reaching a block is one INSERT .. ON CONFLICT on seriesweb.progress that
- * returns a row only the first time, which makes "each block at most once
- * per user" hold under concurrency too (enqueue.c; for a webhook, sw_enqueue
- * writes it with the delivery, in one statement).  Reaching a block arms the
- * blocks after it: webhooks fire at once, rules wait for a later event of
- * the user, except rules with no event name, checked at once.
+ * A rule the event satisfies is reached, and the user moves on through the
+ * series (advance.c, which a timer that falls due also uses).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "advance.h"
 #include "attrs.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -56,27 +53,18 @@ typedef struct CreatedUser
 	char  *company_id;
 } CreatedUser;
 
-/* Everything one trigger call works with. */
+/*
+ * Everything one trigger call works with.  adv holds the cache, the
+ * counters, the current event, user and company, and the event's memory
+ * context (reset for each event).
+ */
 typedef struct MatchState
 {
-	SwCache		 *cache;
+	SwAdvance	  adv;
 	HTAB		 *created; /* CreatedUser by id; NULL when none */
-	HTAB		 *counts;
-	MemoryContext event_cxt; /* reset for each event */
-	SwContext	  ctx;		 /* the current event, user and company */
 	uint32		  name_hash;
 	SwEventBatch *event_batch; /* events waiting to be matched together */
 } MatchState;
-
-/* Run a saved plan, then come back to the event's memory context. */
-static uint64
-execute_for_event(MatchState *st, SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
-{
-	uint64 n = sw_execute(plan, values, nulls, false, 0, expected);
-
-	MemoryContextSwitchTo(st->event_cxt);
-	return n;
-}
 
 /*
  * Was the event in the slot accepted by another installation, that is,
@@ -235,16 +223,6 @@ event_relevant(SwCache *cache, const char *name, uint32 hash)
 		   sw_cache_rules_hashed(cache->armed_by_name, hash) != NIL;
 }
 
-static SPIPlanPtr load_user_plan;
-
-/* clang-format off */
-static const char load_user_sql[] =
-	"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
-	"  FROM seriesweb.users u "
-	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
-	" WHERE u.user_id = $1";
-/* clang-format on */
-
 /*
  * Load the user and company of ctx->user_id into ctx; a user this statement
  * created with no company is known already.  An SwLoadUser for
@@ -253,14 +231,11 @@ static const char load_user_sql[] =
 static void
 load_user(void *state, SwContext *ctx)
 {
-	MatchState		*st = state;
-	static const Oid argtypes[1] = {TEXTOID};
-	Datum			 arg = CStringGetTextDatum(ctx->user_id);
-	MemoryContext	 cxt = CurrentMemoryContext;
+	MatchState *st = state;
 
 	if (st->created != NULL)
 	{
-		text		*id = DatumGetTextPP(arg);
+		text		*id = cstring_to_text(ctx->user_id);
 		CreatedUser *u = hash_search(st->created, &id, HASH_FIND, NULL);
 
 		if (u != NULL && u->company_id == NULL)
@@ -271,13 +246,7 @@ load_user(void *state, SwContext *ctx)
 			return;
 		}
 	}
-
-	sw_plan(&load_user_plan, load_user_sql, 1, argtypes);
-	sw_execute(load_user_plan, &arg, NULL, false, 0, SPI_OK_SELECT);
-	MemoryContextSwitchTo(cxt);
-	if (SPI_processed == 1)
-		sw_ctx_set_user(ctx, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	SPI_freetuptable(SPI_tuptable);
+	sw_advance_load_user(ctx);
 }
 
 static SPIPlanPtr armed_plan;
@@ -292,171 +261,43 @@ static List *
 armed_rules(MatchState *st)
 {
 	static const Oid argtypes[1] = {TEXTOID};
-	Datum			 arg = CStringGetTextDatum(st->ctx.user_id);
+	SwAdvance		*a = &st->adv;
+	Datum			 arg = CStringGetTextDatum(a->ctx.user_id);
 	List			*rules = NIL;
 	uint64			 n;
 
-	if (!st->cache->armed_any &&
-		sw_cache_rules_hashed(st->cache->armed_by_name, st->name_hash) == NIL)
+	if (!a->cache->armed_any &&
+		sw_cache_rules_hashed(a->cache->armed_by_name, st->name_hash) == NIL)
 		return NIL;
 
 	sw_plan(&armed_plan, armed_sql, 1, argtypes);
-	n = execute_for_event(st, armed_plan, &arg, NULL, SPI_OK_SELECT);
+	n = sw_execute(armed_plan, &arg, NULL, false, 0, SPI_OK_SELECT);
+	MemoryContextSwitchTo(a->cxt);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool  isnull;
 		int32 id =
 			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		SwBlock *b = sw_cache_block(st->cache, id);
+		SwBlock *b = sw_cache_block(a->cache, id);
 
-		if (b != NULL && !b->is_webhook && sw_rule_wants(b, st->ctx.event_name))
+		if (b != NULL && b->kind == SW_BLOCK_RULE && sw_rule_wants(b, a->ctx.event_name))
 			rules = lappend(rules, b);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return rules;
 }
 
-/* Record that the user reached block; false if they had already. */
-static bool
-mark_reached(MatchState *st, SwBlock *block)
-{
-	bool reached = sw_reach(block, &st->ctx);
-
-	MemoryContextSwitchTo(st->event_cxt);
-	return reached;
-}
-
-static SPIPlanPtr entered_plan;
-
-/* clang-format off */
-static const char entered_sql[] =
-	"SELECT count(*) FROM seriesweb.progress "
-	" WHERE user_id = $1 AND block_id = ANY ($2) AND reached_at IS NOT NULL";
-/* clang-format on */
-
-/* Is this the user's first entry rule reached in the block's series? */
-static bool
-is_first_entry(MatchState *st, SwBlock *block)
-{
-	static const Oid argtypes[2] = {TEXTOID, INT4ARRAYOID};
-	SwSeries		*s = block->series;
-	Datum			 values[2];
-	Datum			*ids;
-	int64			 reached;
-	bool			 isnull;
-
-	if (s->nentry <= 1)
-		return true;
-	ids = palloc(sizeof(Datum) * s->nentry);
-	for (int i = 0; i < s->nentry; i++)
-		ids[i] = Int32GetDatum(s->entry_ids[i]);
-	values[0] = CStringGetTextDatum(st->ctx.user_id);
-	values[1] = PointerGetDatum(construct_array(ids, s->nentry, INT4OID, 4, true, TYPALIGN_INT));
-	sw_plan(&entered_plan, entered_sql, 2, argtypes);
-	execute_for_event(st, entered_plan, values, NULL, SPI_OK_SELECT);
-	reached =
-		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return reached == 1;
-}
-
-static SPIPlanPtr arm_plan;
-
-/* clang-format off */
-static const char arm_sql[] =
-	"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
-	"ON CONFLICT (block_id, user_id) DO NOTHING";
-/* clang-format on */
-
-/*
- * Arm a rule after a reached block.  True when it is reached at once too: a
- * rule with no event name is checked now.
- */
-static bool
-arm_rule(MatchState *st, SwBlock *rule)
-{
-	static const Oid argtypes[2] = {INT4OID, TEXTOID};
-	Datum			 values[2];
-
-	values[0] = Int32GetDatum(rule->block_id);
-	values[1] = CStringGetTextDatum(st->ctx.user_id);
-	sw_plan(&arm_plan, arm_sql, 2, argtypes);
-	execute_for_event(st, arm_plan, values, NULL, SPI_OK_INSERT);
-
-	return rule->event_name == NULL && sw_filter_eval(rule->filter, &st->ctx);
-}
-
-/* A block to reach, or (a rule after a reached block) to arm first. */
-typedef struct ReachStep
-{
-	SwBlock *block;
-	bool	 arm;
-} ReachStep;
-
-static List *
-push_step(List *stack, SwBlock *block, bool arm_first)
-{
-	ReachStep *step = palloc(sizeof(ReachStep));
-
-	step->block = block;
-	step->arm = arm_first;
-	return lappend(stack, step);
-}
-
-/*
- * Reach a block, then what it leads to at once, depth first in connection
- * order: webhooks after it fire, rules after it are armed (and reached if
- * they need no event).  An explicit stack rather than recursion: a series
- * may be a chain of thousands of blocks, and running out of C stack would
- * fail the application's INSERT.
- */
-static void
-reach_and_follow(MatchState *st, SwBlock *first)
-{
-	List *stack = push_step(NIL, first, false);
-
-	while (stack != NIL)
-	{
-		ReachStep *step = llast(stack);
-		SwBlock	  *block = step->block;
-
-		stack = list_delete_last(stack);
-		CHECK_FOR_INTERRUPTS();
-		if (step->arm && !arm_rule(st, block))
-			continue;
-		if (block->is_webhook)
-		{
-			bool fired;
-
-			st->ctx.series_id = block->series->series_id;
-			st->ctx.series_name = block->series->name;
-			st->ctx.block_id = block->block_id;
-			st->ctx.block_title = block->title;
-			fired = sw_enqueue(st->cache, block, &st->ctx, st->counts);
-			MemoryContextSwitchTo(st->event_cxt);
-			if (!fired)
-				continue;
-		}
-		else if (!mark_reached(st, block))
-			continue;
-		sw_counts_add(st->counts, block->block_id, block->series->series_id,
-					  block->is_entry && is_first_entry(st, block) ? 1 : 0, 1, 0);
-		/* pushed last first, so that the first connection is followed first */
-		for (int i = block->nnext - 1; i >= 0; i--)
-			stack = push_step(stack, block->next[i], !block->next[i]->is_webhook);
-	}
-}
-
 /* Match one event whose name some live rule may use. */
 static void
 match_event(MatchState *st)
 {
-	List	 *candidates;
-	ListCell *lc;
+	SwAdvance *a = &st->adv;
+	List	  *candidates;
+	ListCell  *lc;
 
-	load_user(st, &st->ctx);
+	load_user(st, &a->ctx);
 
-	candidates = sw_cache_entry_rules(st->cache, st->ctx.event_name, st->name_hash);
+	candidates = sw_cache_entry_rules(a->cache, a->ctx.event_name, st->name_hash);
 	/* Fetched before any reach: rules armed by this event wait for the next. */
 	candidates = list_concat(candidates, armed_rules(st));
 
@@ -464,8 +305,8 @@ match_event(MatchState *st)
 	{
 		SwBlock *rule = lfirst(lc);
 
-		if (sw_filter_eval(rule->filter, &st->ctx))
-			reach_and_follow(st, rule);
+		if (sw_filter_eval(rule->filter, &a->ctx))
+			sw_advance_reach(a, rule);
 	}
 }
 
@@ -481,20 +322,20 @@ match_event_batch(MatchState *st)
 
 	if (n == 1)
 	{
-		SwContext current = st->ctx;
+		SwContext current = st->adv.ctx;
 		uint32	  current_hash = st->name_hash;
 
-		st->ctx = events[0];
-		st->name_hash = sw_name_hash(st->ctx.event_name);
+		st->adv.ctx = events[0];
+		st->name_hash = sw_name_hash(st->adv.ctx.event_name);
 		match_event(st);
-		st->ctx = current;
+		st->adv.ctx = current;
 		st->name_hash = current_hash;
 	}
 	else if (n > 1)
 		sw_event_batch_match(st->event_batch, load_user, st);
 	if (n > 0)
 		sw_event_batch_reset(st->event_batch);
-	MemoryContextSwitchTo(st->event_cxt);
+	MemoryContextSwitchTo(st->adv.cxt);
 }
 
 /*
@@ -507,23 +348,23 @@ read_event(MatchState *st, TupleTableSlot *slot, SwEventSource *src)
 	char *name;
 	text *user_id;
 
-	if (restored_event(st->cache, slot, src))
+	if (restored_event(st->adv.cache, slot, src))
 		return false;
 
 	name = sw_event_name(src, slot);
 	if (name == NULL)
 		return false;
 	st->name_hash = sw_name_hash(name);
-	if (!event_relevant(st->cache, name, st->name_hash))
+	if (!event_relevant(st->adv.cache, name, st->name_hash))
 		return false;
 	user_id = sw_event_user_id(src, slot);
 	if (user_id == NULL)
 		return false;
 
-	memset(&st->ctx, 0, sizeof(st->ctx));
-	st->ctx.event_name = name;
-	st->ctx.user_id = text_to_cstring(user_id);
-	sw_event_read(src, slot, &st->ctx);
+	memset(&st->adv.ctx, 0, sizeof(st->adv.ctx));
+	st->adv.ctx.event_name = name;
+	st->adv.ctx.user_id = text_to_cstring(user_id);
+	sw_event_read(src, slot, &st->adv.ctx);
 	return true;
 }
 
@@ -534,11 +375,11 @@ read_event(MatchState *st, TupleTableSlot *slot, SwEventSource *src)
 static void
 match_or_add_to_event_batch(MatchState *st)
 {
-	if (sw_event_batch_fits(st->cache, st->ctx.event_name, st->name_hash))
+	if (sw_event_batch_fits(st->adv.cache, st->adv.ctx.event_name, st->name_hash))
 	{
-		if (!sw_event_batch_takes(st->event_batch, st->ctx.user_id))
+		if (!sw_event_batch_takes(st->event_batch, st->adv.ctx.user_id))
 			match_event_batch(st);
-		sw_event_batch_add(st->event_batch, &st->ctx);
+		sw_event_batch_add(st->event_batch, &st->adv.ctx);
 		return;
 	}
 	/* In insertion order: the events waiting in the event batch first. */
@@ -563,8 +404,8 @@ match_all(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, SwEvent
 		if (!tuplestore_gettupleslot(events, true, false, slot))
 			break;
 		CHECK_FOR_INTERRUPTS();
-		MemoryContextReset(st->event_cxt);
-		MemoryContextSwitchTo(st->event_cxt);
+		MemoryContextReset(st->adv.cxt);
+		MemoryContextSwitchTo(st->adv.cxt);
 		if (read_event(st, slot, src))
 			match_or_add_to_event_batch(st);
 	}
@@ -589,13 +430,13 @@ static void
 match_statement(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, SwEventSource *src,
 				MemoryContext stmt_cxt)
 {
-	st->counts = sw_counts_create(stmt_cxt);
-	st->event_cxt =
+	st->adv.counts = sw_counts_create(stmt_cxt);
+	st->adv.cxt =
 		AllocSetContextCreate(stmt_cxt, "seriesweb matcher event", ALLOCSET_DEFAULT_SIZES);
-	st->event_batch = sw_event_batch_create(st->cache, st->counts, stmt_cxt);
+	st->event_batch = sw_event_batch_create(st->adv.cache, st->adv.counts, stmt_cxt);
 	match_all(st, events, slot, src);
 	MemoryContextSwitchTo(stmt_cxt);
-	sw_counts_flush(st->counts);
+	sw_counts_flush(st->adv.counts);
 }
 
 /*
@@ -628,10 +469,10 @@ match_inserted_rows(TriggerData *trigdata, bool watched)
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	memset(&st, 0, sizeof(st));
-	st.cache = sw_cache_get();
+	st.adv.cache = sw_cache_get();
 	MemoryContextSwitchTo(stmt_cxt);
-	st.created = create_missing_users(st.cache, events, slot, &src, stmt_cxt);
-	if (hash_get_num_entries(st.cache->blocks) > 0)
+	st.created = create_missing_users(st.adv.cache, events, slot, &src, stmt_cxt);
+	if (hash_get_num_entries(st.adv.cache->blocks) > 0)
 		match_statement(&st, events, slot, &src, stmt_cxt);
 
 	ExecDropSingleTupleTableSlot(slot);

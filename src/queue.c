@@ -42,8 +42,8 @@
  */
 static MemoryContext worker_cxt;
 
-static void
-begin_tx(const char *activity)
+void
+sw_worker_tx_begin(const char *activity)
 {
 	worker_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
@@ -54,8 +54,8 @@ begin_tx(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-static void
-commit_tx(void)
+void
+sw_worker_tx_commit(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
@@ -156,14 +156,14 @@ sw_queue_recover(void)
 	static const Oid argtypes[1] = {INT8OID};
 	Datum			 token = claim_token();
 
-	begin_tx("seriesweb: recover deliveries nobody is sending");
+	sw_worker_tx_begin("seriesweb: recover deliveries nobody is sending");
 	sw_plan(&recover_plan, recover_sql, 1, argtypes);
 	sw_execute(recover_plan, &token, NULL, false, 0, SPI_OK_UPDATE);
 	if (SPI_processed > 0)
 		ereport(LOG, (errmsg("seriesweb: %llu deliveries interrupted by a stop or crash, or "
 							 "restored while being sent, will be sent again",
 							 (unsigned long long) SPI_processed)));
-	commit_tx();
+	sw_worker_tx_commit();
 }
 
 static SPIPlanPtr claim_plan;
@@ -282,7 +282,7 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 	Datum			 args[5];
 	uint64			 n;
 
-	begin_tx("seriesweb: claim due deliveries");
+	sw_worker_tx_begin("seriesweb: claim due deliveries");
 	async_commit();
 	claim_args(args, limit, cursor, skip, nskip);
 	sw_plan(&claim_plan, claim_sql, 5, argtypes);
@@ -297,7 +297,7 @@ sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip, S
 		copy_claimed(tup, desc, &out[i]);
 		advance_cursor(cursor, tup, desc, out[i].delivery_id);
 	}
-	commit_tx();
+	sw_worker_tx_commit();
 	return (int) n;
 }
 
@@ -425,12 +425,12 @@ sw_queue_record(SwOutcome *outcomes, int n)
 
 	if (n == 0)
 		return;
-	begin_tx("seriesweb: record delivery outcomes");
+	sw_worker_tx_begin("seriesweb: record delivery outcomes");
 	join_batch_by_hash();
 	record_args(outcomes, n, args);
 	sw_plan(&record_plan, record_sql, 11, argtypes);
 	sw_execute(record_plan, args, NULL, false, 0, SPI_OK_INSERT);
-	commit_tx();
+	sw_worker_tx_commit();
 }
 
 static SPIPlanPtr release_plan;
@@ -453,14 +453,14 @@ sw_queue_release(const int64 *ids, const int *delay_ms, int n)
 	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
 	Datum			 args[2];
 
-	begin_tx("seriesweb: hand back deliveries waiting for a busy destination");
+	sw_worker_tx_begin("seriesweb: hand back deliveries waiting for a busy destination");
 	async_commit();
 	join_batch_by_hash();
 	args[0] = int64_array(ids, n);
 	args[1] = int32_array(delay_ms, n);
 	sw_plan(&release_plan, release_sql, 2, argtypes);
 	sw_execute(release_plan, args, NULL, false, 0, SPI_OK_UPDATE);
-	commit_tx();
+	sw_worker_tx_commit();
 }
 
 static SPIPlanPtr hurry_plan;
@@ -487,7 +487,7 @@ sw_queue_hurry(const int64 *ids, const int *attempts, int n)
 	static const Oid argtypes[2] = {INT8ARRAYOID, INT4ARRAYOID};
 	Datum			 args[2];
 
-	begin_tx("seriesweb: make due deliveries whose destination has free slots");
+	sw_worker_tx_begin("seriesweb: make due deliveries whose destination has free slots");
 	/* As a release: a lost commit leaves them due at their predicted turn. */
 	async_commit();
 	join_batch_by_hash();
@@ -495,7 +495,7 @@ sw_queue_hurry(const int64 *ids, const int *attempts, int n)
 	args[1] = int32_array(attempts, n);
 	sw_plan(&hurry_plan, hurry_sql, 2, argtypes);
 	sw_execute(hurry_plan, args, NULL, false, 0, SPI_OK_UPDATE);
-	commit_tx();
+	sw_worker_tx_commit();
 }
 
 /* ------------------------------------------------------------------------
@@ -518,13 +518,13 @@ sw_queue_next_due(void)
 	bool		isnull;
 	Datum		d;
 
-	begin_tx("seriesweb: look for the next due delivery");
+	sw_worker_tx_begin("seriesweb: look for the next due delivery");
 	sw_plan(&next_due_plan, next_due_sql, 0, NULL);
 	sw_execute(next_due_plan, NULL, NULL, true, 1, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		due = DatumGetTimestampTz(d);
-	commit_tx();
+	sw_worker_tx_commit();
 	return due;
 }
 
@@ -553,13 +553,13 @@ sw_queue_oldest_xact_start(void)
 	bool			 isnull;
 	Datum			 d;
 
-	begin_tx("seriesweb: look for the oldest transaction in progress");
+	sw_worker_tx_begin("seriesweb: look for the oldest transaction in progress");
 	sw_plan(&oldest_xact_plan, oldest_xact_sql, 1, argtypes);
 	sw_execute(oldest_xact_plan, &arg, NULL, true, 1, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		oldest = DatumGetTimestampTz(d);
-	commit_tx();
+	sw_worker_tx_commit();
 	return oldest;
 }
 
@@ -572,18 +572,20 @@ sw_queue_oldest_xact_start(void)
 /* clang-format off */
 static const char fold_counts_sql[] =
 	"WITH d AS (DELETE FROM seriesweb.block_counts RETURNING *) "
-	"INSERT INTO seriesweb.block_counts (block_id, series_id, entered, reached, sent, failed) "
-	"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed) "
+	"INSERT INTO seriesweb.block_counts "
+	"       (block_id, series_id, entered, reached, sent, failed, waiting, not_matched) "
+	"SELECT block_id, series_id, sum(entered), sum(reached), sum(sent), sum(failed), "
+	"       sum(waiting), sum(not_matched) "
 	"  FROM d GROUP BY block_id, series_id";
 /* clang-format on */
 
 void
 sw_queue_fold_counts(void)
 {
-	begin_tx("seriesweb: fold block counters");
+	sw_worker_tx_begin("seriesweb: fold block counters");
 	if (SPI_execute(fold_counts_sql, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "seriesweb: could not fold block counters");
-	commit_tx();
+	sw_worker_tx_commit();
 }
 
 /*
@@ -616,11 +618,11 @@ sw_queue_purge(int retention_s)
 		char *sql = psprintf(purge_sql, retention_s);
 		bool  isnull;
 
-		begin_tx("seriesweb: purge old deliveries");
+		sw_worker_tx_begin("seriesweb: purge old deliveries");
 		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "seriesweb: could not purge old deliveries");
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		commit_tx();
+		sw_worker_tx_commit();
 		total += n;
 	} while (n == 10000);
 	return total;

@@ -59,6 +59,13 @@ typedef struct SwClaimCursor
 } SwClaimCursor;
 
 /* Each of these runs its own short transaction. */
+/*
+ * A short transaction of the worker's, with SPI connected and a snapshot
+ * (the other steps here, and the release of timers, run in one each).
+ */
+extern void sw_worker_tx_begin(const char *activity);
+extern void sw_worker_tx_commit(void);
+
 extern void		   sw_queue_recover(void);
 extern int		   sw_queue_claim(int limit, SwClaimCursor *cursor, const char **skip, int nskip,
 								  SwClaimed *out, MemoryContext cxt);

@@ -26,11 +26,13 @@
 #include "plans.h"
 #include "series_cache.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "wake.h"
 
 static SwCache *cache = NULL;
 static bool		cache_valid = false;
@@ -118,14 +120,17 @@ static const char installation_sql[] =
 
 /*
  * The id of this installation, which new events carry (0.2 on; a database
- * still at 0.1 has none, and all its events are its own).
+ * still at 0.1 has none, and all its events are its own), and whether the
+ * tables have the columns of timed blocks (0.2 on too).
  */
 static void
 load_installation(SwCache *c)
 {
 	bool isnull;
+	Oid	 schema = get_namespace_oid("seriesweb", false);
 
-	if (!OidIsValid(get_relname_relid("installation", get_namespace_oid("seriesweb", false))))
+	c->has_timers = OidIsValid(get_relname_relid("timers", schema));
+	if (!OidIsValid(get_relname_relid("installation", schema)))
 		return;
 	cache_query(c, installation_sql, "the installation id");
 	c->has_installation = SPI_processed == 1;
@@ -136,17 +141,34 @@ load_installation(SwCache *c)
 }
 
 /*
- * The blocks of the live series, each with its series, whether it is a
- * webhook, and whether no connection leads to it (an entry rule).
+ * The blocks of the live series, each with its series, its kind, and
+ * whether no connection leads to it (an entry rule).  A database still at
+ * 0.1 (its update pending) has no timed blocks.
  */
 /* clang-format off */
+#define LIVE_BLOCKS_SQL(timers) \
+	"SELECT b.block_id, b.series_id, s.name, b.kind, b.title, " \
+	"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, " \
+	"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id), " \
+	timers \
+	"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id " \
+	" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id"
+
 static const char live_blocks_sql[] =
-	"SELECT b.block_id, b.series_id, s.name, b.kind = 'webhook', b.title, "
-	"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, "
-	"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id) "
-	"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
-	" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id";
+	LIVE_BLOCKS_SQL("coalesce(b.duration, b.match_within)");
+static const char live_blocks_0_1_sql[] =
+	LIVE_BLOCKS_SQL("NULL::interval");
 /* clang-format on */
+
+static SwBlockKind
+block_kind(const char *kind)
+{
+	if (strcmp(kind, "webhook") == 0)
+		return SW_BLOCK_WEBHOOK;
+	if (strcmp(kind, "wait") == 0)
+		return SW_BLOCK_WAIT;
+	return SW_BLOCK_RULE;
+}
 
 /* One row of live_blocks_sql, compiled. */
 static SwBlock *
@@ -154,20 +176,24 @@ compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
 {
 	SwBlock *b = palloc0(sizeof(SwBlock));
 	bool	 isnull;
+	Datum	 timer;
 
 	b->block_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	b->series = series;
-	b->is_webhook = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	b->kind = block_kind(sw_col_text(tup, desc, 4));
 	b->title = sw_col_text(tup, desc, 5);
-	b->is_entry = !b->is_webhook && DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
-	if (b->is_webhook)
+	b->is_entry = b->kind == SW_BLOCK_RULE && DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+	timer = SPI_getbinval(tup, desc, 13, &isnull);
+	if (!isnull)
+		b->timer = DatumGetIntervalP(datumCopy(timer, false, sizeof(Interval)));
+	if (b->kind == SW_BLOCK_WEBHOOK)
 	{
 		Datum headers = SPI_getbinval(tup, desc, 10, &isnull);
 
 		b->tmpl = sw_webhook_compile(sw_col_text(tup, desc, 8), sw_col_text(tup, desc, 9),
 									 DatumGetJsonbP(headers), sw_col_text(tup, desc, 11));
 	}
-	else
+	else if (b->kind == SW_BLOCK_RULE)
 	{
 		b->event_name = sw_col_text(tup, desc, 6);
 		b->filter = sw_filter_compile(DatumGetJsonbP(SPI_getbinval(tup, desc, 7, &isnull)));
@@ -206,7 +232,9 @@ index_block(SwCache *c, SwSeries *series, SwBlock *b)
 	BlockEntry *entry = hash_search(c->blocks, &b->block_id, HASH_ENTER, NULL);
 
 	entry->block = b;
-	if (b->is_webhook)
+	if (b->timer != NULL)
+		c->timed = lappend(c->timed, b);
+	if (b->kind != SW_BLOCK_RULE)
 		return;
 	if (b->is_entry)
 		series->entry_ids[series->nentry++] = b->block_id;
@@ -223,7 +251,7 @@ load_blocks(SwCache *c)
 {
 	SwSeries *series = NULL;
 
-	cache_query(c, live_blocks_sql, "the live series");
+	cache_query(c, c->has_timers ? live_blocks_sql : live_blocks_0_1_sql, "the live series");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple tup = SPI_tuptable->vals[i];
@@ -238,35 +266,49 @@ load_blocks(SwCache *c)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-/* The connections between the blocks of the live series. */
+/* The connections between the blocks of the live series, and their paths. */
 /* clang-format off */
+#define LIVE_CONNECTIONS_SQL(not_matched) \
+	"SELECT c.from_block, c.to_block, " not_matched " FROM seriesweb.connections c " \
+	"  JOIN seriesweb.blocks b ON b.block_id = c.from_block " \
+	"  JOIN seriesweb.series s ON s.series_id = b.series_id " \
+	" WHERE s.state = 'live' ORDER BY c.from_block, c.to_block"
+
 static const char live_connections_sql[] =
-	"SELECT c.from_block, c.to_block FROM seriesweb.connections c "
-	"  JOIN seriesweb.blocks b ON b.block_id = c.from_block "
-	"  JOIN seriesweb.series s ON s.series_id = b.series_id "
-	" WHERE s.state = 'live' ORDER BY c.from_block, c.to_block";
+	LIVE_CONNECTIONS_SQL("c.path = 'not_matched'");
+static const char live_connections_0_1_sql[] =
+	LIVE_CONNECTIONS_SQL("false");
 /* clang-format on */
+
+/* Add to a block's path; room for as many as the connections left to read. */
+static void
+add_to_path(SwBlock ***path, int *n, SwBlock *to, uint64 rows_left)
+{
+	if (*path == NULL)
+		*path = palloc(sizeof(SwBlock *) * rows_left);
+	(*path)[(*n)++] = to;
+}
 
 static void
 load_connections(SwCache *c)
 {
-	cache_query(c, live_connections_sql, "the connections of the live series");
+	cache_query(c, c->has_timers ? live_connections_sql : live_connections_0_1_sql,
+				"the connections of the live series");
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		bool  isnull;
-		int32 from =
-			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		int32 to =
-			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		SwBlock *fb = sw_cache_block(c, from);
-		SwBlock *tb = sw_cache_block(c, to);
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool	  isnull;
+		SwBlock	 *fb = sw_cache_block(c, DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)));
+		SwBlock	 *tb = sw_cache_block(c, DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
 
 		if (fb == NULL || tb == NULL)
 			continue;
-		if (fb->next == NULL)
-			fb->next = palloc(sizeof(SwBlock *) * (SPI_processed - i));
-		fb->next[fb->nnext++] = tb;
+		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+			add_to_path(&fb->not_matched, &fb->nnot_matched, tb, SPI_processed - i);
+		else
+			add_to_path(&fb->next, &fb->nnext, tb, SPI_processed - i);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -364,5 +406,7 @@ sw_definitions_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("seriesweb._definitions_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
+	/* A series that goes live may have timers due: the worker looks again. */
+	sw_wake_for_timer_at_commit(DT_NOBEGIN);
 	return PointerGetDatum(NULL);
 }

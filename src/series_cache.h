@@ -16,6 +16,7 @@
 #include "filter.h"
 #include "nodes/pg_list.h"
 #include "render.h"
+#include "datatype/timestamp.h"
 #include "utils/hsearch.h"
 
 typedef struct SwSeries
@@ -26,18 +27,28 @@ typedef struct SwSeries
 	int32 *entry_ids;
 } SwSeries;
 
+typedef enum SwBlockKind
+{
+	SW_BLOCK_RULE,
+	SW_BLOCK_WEBHOOK,
+	SW_BLOCK_WAIT
+} SwBlockKind;
+
 typedef struct SwBlock
 {
 	int32			   block_id;
 	SwSeries		  *series;
-	bool			   is_webhook;
+	SwBlockKind		   kind;
 	bool			   is_entry; /* a rule with no block before it */
 	char			  *title;
 	char			  *event_name; /* rule: NULL matches any event */
 	SwFilter		  *filter;	   /* rule */
 	SwWebhookTemplate *tmpl;	   /* webhook */
-	int				   nnext;
+	Interval		  *timer;	   /* wait: its duration; rule: match_within, or NULL */
+	int				   nnext;	   /* the matched path */
 	struct SwBlock	 **next;
+	int				   nnot_matched; /* a timed rule's not-matched path */
+	struct SwBlock	 **not_matched;
 } SwBlock;
 
 /* A list of rules sharing an event-name hash (names compared on use). */
@@ -55,8 +66,10 @@ typedef struct SwCache
 	List		 *entry_any;		/* entry rules with no event name */
 	HTAB		 *armed_by_name;	/* name hash -> non-entry rules with that name */
 	bool		  armed_any;		/* some non-entry rule has no event name */
+	List		 *timed;			/* waits and timed rules: their users wait in timers */
 	Oid			  delivery_seq;		/* sequence of deliveries.delivery_id */
 	bool		  has_installation; /* false in a database still at 0.1 */
+	bool		  has_timers;		/* as has_installation */
 	int64		  installation_id;	/* events carrying another id are restored */
 } SwCache;
 

@@ -138,6 +138,26 @@ sw_slot_set_in_flight(int slot, int in_flight)
 	sw_shared->slots[slot].in_flight = in_flight;
 }
 
+void
+sw_slot_set_next_timer(int slot, TimestampTz next)
+{
+	SpinLockAcquire(&sw_shared->mutex);
+	sw_shared->slots[slot].next_timer = next;
+	SpinLockRelease(&sw_shared->mutex);
+}
+
+bool
+sw_slot_take_timers_changed(int slot)
+{
+	bool changed;
+
+	SpinLockAcquire(&sw_shared->mutex);
+	changed = sw_shared->slots[slot].timers_changed;
+	sw_shared->slots[slot].timers_changed = false;
+	SpinLockRelease(&sw_shared->mutex);
+	return changed;
+}
+
 /* With the mutex held: queue a request, or ask for a full rescan. */
 static void
 add_request(Oid database)
@@ -196,6 +216,24 @@ sw_wake_database(Oid database, bool insist)
 		return;
 	last_request = now;
 	sw_request_worker(database);
+}
+
+void
+sw_wake_for_timers(Oid database, TimestampTz due)
+{
+	Latch *latch = NULL;
+	int	   slot;
+
+	SpinLockAcquire(&sw_shared->mutex);
+	slot = find_slot(database);
+	if (slot >= 0 && due < sw_shared->slots[slot].next_timer)
+	{
+		sw_shared->slots[slot].timers_changed = true;
+		latch = sw_shared->slots[slot].latch;
+	}
+	SpinLockRelease(&sw_shared->mutex);
+	if (latch)
+		SetLatch(latch);
 }
 
 bool

@@ -13,6 +13,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 
@@ -35,6 +36,8 @@ typedef struct SwWorkerSlot
 	Latch		 *latch;	/* NULL when not running */
 	SwWorkerState state;
 	int			  in_flight;
+	TimestampTz	  next_timer;	  /* the earliest timer the worker knows of */
+	bool		  timers_changed; /* an earlier one was committed since */
 	char		  detail[256];
 } SwWorkerSlot;
 
@@ -72,6 +75,20 @@ extern void sw_slot_set_in_flight(int slot, int in_flight);
 
 /* Wake the worker of this database, or ask the launcher for one. */
 extern void sw_wake_database(Oid database, bool insist);
+
+/*
+ * A timer due at due was committed (DT_NOBEGIN: the live series changed):
+ * if the worker of the database knows of none as early, tell it and wake it.
+ */
+extern void sw_wake_for_timers(Oid database, TimestampTz due);
+
+/*
+ * The worker's side: publish the earliest timer it knows of (DT_NOEND
+ * while it looks: any timer committed meanwhile then tells it), and take
+ * the news.
+ */
+extern void sw_slot_set_next_timer(int slot, TimestampTz next);
+extern bool sw_slot_take_timers_changed(int slot);
 
 /* Ask the launcher to start a worker for a database (if it has none). */
 extern void sw_request_worker(Oid database);

@@ -15,6 +15,11 @@
  * sees the rows.  An aborted or prepared transaction wakes nobody; the
  * worker's periodic look at the queue covers COMMIT PREPARED.
  *
+ * A transaction that started timers (timers.c) or changed the series tells
+ * the worker only when its earliest timer is due before the earliest the
+ * worker knows of (shmem.c), so a stream of events that start waits a day
+ * long wakes nobody.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -25,8 +30,9 @@
 #include "shmem.h"
 #include "wake.h"
 
-static bool wake_pending = false;
-static bool wake_insist = false; /* ask the launcher if there is no worker */
+static bool		   wake_pending = false;
+static bool		   wake_insist = false;	 /* ask the launcher if there is no worker */
+static TimestampTz timer_due = DT_NOEND; /* the earliest timer started */
 
 static void
 wake_xact_callback(XactEvent event, void *arg)
@@ -37,12 +43,16 @@ wake_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_pending && sw_shared != NULL)
 				sw_wake_database(MyDatabaseId, wake_insist);
+			if (timer_due != DT_NOEND && sw_shared != NULL)
+				sw_wake_for_timers(MyDatabaseId, timer_due);
 			wake_pending = wake_insist = false;
+			timer_due = DT_NOEND;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			wake_pending = wake_insist = false;
+			timer_due = DT_NOEND;
 			break;
 		default:
 			break;
@@ -59,6 +69,12 @@ void
 sw_wake_at_commit(void)
 {
 	wake_pending = true;
+}
+
+void
+sw_wake_for_timer_at_commit(TimestampTz due)
+{
+	timer_due = Min(timer_due, due);
 }
 
 PG_FUNCTION_INFO_V1(sw_wake_worker);

@@ -20,6 +20,9 @@
  * times it folds the counters behind the stats views, puts back, every
  * RECOVER_EVERY_MS, deliveries in sending that it did not claim (as a
  * restored dump may hold), and purges what seriesweb.retention lets go.
+ * When the earliest timer of the live series is due, or a backend committed
+ * an earlier one, it releases due timers, a batch per transaction
+ * (release.c).
  *
  * The queue's transactions never keep the sender waiting for long: their
  * lock waits end after SW_QUEUE_LOCK_TIMEOUT_MS, and a step that could not
@@ -47,6 +50,7 @@
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
+#include "release.h"
 #include "retry.h"
 #include "sender.h"
 #include "settings.h"
@@ -80,6 +84,8 @@
 #define PURGE_EVERY_MS (10 * 60 * 1000)
 /* After a lock wait ended (SW_QUEUE_LOCK_TIMEOUT_MS), the queue is left alone this long. */
 #define QUEUE_RETRY_MS 250
+/* Timers are looked at this often at least (COMMIT PREPARED wakes nobody). */
+#define TIMERS_LOOK_MS (60 * 1000)
 
 /*
  * The deliveries one claim took: their memory lives until the last of them
@@ -131,6 +137,7 @@ struct SwWorkerLoop
 	TimestampTz		last_recover;
 	TimestampTz		last_purge;
 	bool			counts_dirty;
+	TimestampTz		next_timer;	   /* when timers are to be released next */
 	TimestampTz		queue_free_at; /* no queue transaction before then */
 	bool			queue_locked;  /* the last one could not get its lock */
 };
@@ -660,6 +667,49 @@ housekeeping(SwWorkerLoop *w, TimestampTz now)
 	}
 }
 
+/* ---- timers ---- */
+
+typedef struct ReleaseArgs
+{
+	int			released;
+	TimestampTz next_due;
+} ReleaseArgs;
+
+static void
+timers_step(SwWorkerLoop *w, void *arg)
+{
+	ReleaseArgs *r = arg;
+
+	r->released = sw_release_due_timers(&r->next_due);
+}
+
+/*
+ * Release what is due, when the earliest timer is, or when a backend
+ * committed an earlier one (the slot says).  While it looks, the slot says
+ * it knows of none, so a timer committed meanwhile tells it again.  Due
+ * timers that an event holds are skipped: looked at again shortly.
+ */
+static void
+release_due_timers(SwWorkerLoop *w, TimestampTz now)
+{
+	ReleaseArgs r;
+
+	if (sw_slot_take_timers_changed(w->slot))
+		w->next_timer = now;
+	if (now < w->next_timer || now < w->queue_free_at)
+		return;
+	sw_slot_set_next_timer(w->slot, DT_NOEND);
+	if (!queue_step(w, timers_step, &r))
+		return;
+	sw_slot_set_next_timer(w->slot, r.next_due);
+	now = GetCurrentTimestamp();
+	w->next_timer = Min(r.next_due, TimestampTzPlusMilliseconds(now, TIMERS_LOOK_MS));
+	if (r.released < SW_RELEASE_BATCH && w->next_timer <= now)
+		w->next_timer = TimestampTzPlusMilliseconds(now, QUEUE_RETRY_MS);
+	if (r.released > 0)
+		w->counts_dirty = true;
+}
+
 /* ---- the loop ---- */
 
 /* When finished attempts are to be recorded; DT_NOEND when there are none. */
@@ -683,6 +733,7 @@ wait_for_work(SwWorkerLoop *w, TimestampTz now)
 	long timeout = ms_until(w->next_due, now);
 
 	timeout = Min(timeout, FOLD_EVERY_MS);
+	timeout = Min(timeout, ms_until(w->next_timer, now));
 	if (w->noutcomes > 0)
 		timeout = Min(timeout, ms_until(record_due(w), now));
 	if (w->nrelease > 0)
@@ -771,6 +822,7 @@ sw_worker_loop_run(SwWorkerLoop *w)
 		if (record_due(w) <= now)
 			record_outcomes(w);
 		housekeeping(w, now);
+		release_due_timers(w, now);
 
 		/* Idle, or nothing may start until the outcomes are recorded. */
 		if (sw_sender_in_flight(w->sender) == 0 &&

@@ -1,9 +1,10 @@
 #!/bin/bash
-# demo.sh — the seed scenario of the README, live: a throwaway PostgreSQL
-# cluster with seriesweb preloaded, the test receiver on 127.0.0.1, the
-# series defined and an event inserted; then it prints what the receiver got,
-# seriesweb.block_stats and the series' diagram (drawn to seriesweb-demo.png
-# when Graphviz is installed), and removes everything else.  Run by `make
+# demo.sh — the README's tour, live: a throwaway PostgreSQL cluster with
+# seriesweb preloaded, the test receiver on 127.0.0.1; the seed series and an
+# event, a watched application table, and a journey in time (a wait, a
+# deadline and its not-matched path, in seconds); then it prints what the
+# receiver got, seriesweb.block_stats and a series' diagram (drawn to
+# seriesweb-demo.png when Graphviz is installed), and removes everything else.  Run by `make
 # demo` as an unprivileged user (PostgreSQL refuses root).
 set -euo pipefail
 
@@ -100,18 +101,49 @@ perl -MJSON::PP -ne '
 	my $r = decode_json($_);
 	print "$r->{method} $r->{path}  $r->{body}\n" if $r->{path} eq "/orders";' "$work/received.jsonl"
 
-step "seriesweb.block_stats"
-psql -d app -c "SELECT series_name, block_id, title, kind, reached, sent, failed, pending FROM seriesweb.block_stats ORDER BY block_id"
+step "Series in time: a wait, a deadline and its not-matched path (seconds, not days)"
+cat >"$work/activation.sql" <<EOF
+SELECT seriesweb.create_series('Activation');
+SELECT seriesweb.add_rule(3, 'Signed up', 'signup');
+SELECT seriesweb.add_wait(3, 'Two seconds', after => 5, duration => '2 seconds');
+SELECT seriesweb.add_rule(3, 'Created a project', 'project-created', after => 6,
+       match_within => '3 seconds');
+SELECT seriesweb.add_webhook(3, 'Tell Slack', 'http://127.0.0.1:$port/slack', after => 7,
+       body => '{"text": "{user.id} created a project"}');
+SELECT seriesweb.add_webhook(3, 'Tell the CRM', 'http://127.0.0.1:$port/crm', after => 7,
+       path => 'not_matched', body => '{"user": "{user.id}", "stage": "stuck"}');
+SELECT seriesweb.set_live(3);
+INSERT INTO seriesweb.events (user_id, name) VALUES ('ann', 'signup'), ('ben', 'signup');
+EOF
+play "$work/activation.sql"
+# Has the wait released both users onto the timed rule?
+both_armed() { [ "$(psql -d app -Atc "SELECT waiting FROM seriesweb.block_stats WHERE block_id = 7")" = "2" ]; }
+wait_for both_armed
+echo "  -- two seconds later both wait on 'Created a project'; ann creates one in time:"
+cat >"$work/project.sql" <<EOF
+INSERT INTO seriesweb.events (user_id, name) VALUES ('ann', 'project-created');
+EOF
+play "$work/project.sql"
+wait_for one_sent 8
+wait_for one_sent 9
+echo "The receiver got (ben's deadline passed three seconds after the wait):"
+perl -MJSON::PP -ne '
+	my $r = decode_json($_);
+	print "$r->{method} $r->{path}  $r->{body}\n" if $r->{path} =~ m{^/(slack|crm)$};' "$work/received.jsonl"
 
-step "The series as a diagram: seriesweb.series_diagram(1) (mermaid)"
-psql -d app -Atc "SELECT seriesweb.series_diagram(1)"
+step "seriesweb.block_stats"
+psql -d app -c "SELECT series_name, block_id, title, kind, reached, sent, failed, pending, waiting, not_matched
+                  FROM seriesweb.block_stats ORDER BY block_id"
+
+step "A series as a diagram: seriesweb.series_diagram(3) (mermaid)"
+psql -d app -Atc "SELECT seriesweb.series_diagram(3)"
 if command -v dot >/dev/null 2>&1; then
 	# In the directory make ran from, which the cleanup leaves alone.
 	png=$PWD/seriesweb-demo.png
-	psql -d app -Atc "SELECT seriesweb.series_diagram(1, 'dot')" | dot -Tpng -o "$png"
+	psql -d app -Atc "SELECT seriesweb.series_diagram(3, 'dot')" | dot -Tpng -o "$png"
 	echo "and drawn by Graphviz: $png"
 else
-	echo "(with Graphviz installed, the demo also draws it: series_diagram(1, 'dot') | dot -Tpng)"
+	echo "(with Graphviz installed, the demo also draws it: series_diagram(3, 'dot') | dot -Tpng)"
 fi
 
 step "seriesweb.worker_status()"

@@ -97,6 +97,65 @@ SELECT b.title, b.kind, b.event_name, string_agg(n.title, ', ' ORDER BY n.block_
 DELETE FROM seriesweb.series WHERE series_id = :s2;
 SELECT count(*) FROM seriesweb.blocks WHERE series_id = :s2;
 
+-- Series in time: waits, timed rules and their not-matched paths.
+SELECT seriesweb.create_series('Timed') AS s3 \gset
+SELECT seriesweb.add_rule(:s3, 'Signed up', 'signup') AS t_entry \gset
+-- A wait needs a block before it and a duration from 1 second to 1 year.
+SELECT seriesweb.add_wait(:s3, 'w', NULL, '1 day');
+SELECT seriesweb.add_wait(:s3, 'w', :t_entry, NULL);
+SELECT seriesweb.add_wait(:s3, 'w', :t_entry, '0');
+SELECT seriesweb.add_wait(:s3, 'w', :t_entry, '999 milliseconds');
+SELECT seriesweb.add_wait(:s3, 'w', :t_entry, '-1 day');
+SELECT seriesweb.add_wait(:s3, 'w', :t_entry, '1 year 1 second');
+SELECT seriesweb.add_wait(:s3, '', :t_entry, '1 day');
+SELECT seriesweb.add_wait(:s3, 'w', :r1, '1 day');
+SELECT seriesweb.add_wait(:s3, 'Three days', :t_entry, '3 days') AS t_wait \gset
+SELECT seriesweb.add_wait(:s3, 'A year', :t_wait, '1 year') AS t_year \gset
+-- match_within: only on a rule after another block, in the same range.
+SELECT seriesweb.add_rule(:s3, 'r', 'project', match_within => '4 days');
+SELECT seriesweb.add_rule(:s3, 'r', 'project', after => :t_wait, match_within => '0');
+SELECT seriesweb.add_rule(:s3, 'r', 'project', after => :t_wait, match_within => '2 years');
+SELECT seriesweb.add_rule(:s3, 'Made a project', 'project', after => :t_wait,
+                          match_within => '4 days') AS t_rule \gset
+-- A not-matched path only from a rule with match_within; known paths only.
+SELECT seriesweb.add_webhook(:s3, 'w', 'http://127.0.0.1:9/', after => :t_entry, path => 'not_matched');
+SELECT seriesweb.add_webhook(:s3, 'w', 'http://127.0.0.1:9/', after => :t_wait, path => 'not_matched');
+SELECT seriesweb.add_webhook(:s3, 'w', 'http://127.0.0.1:9/', after => :t_rule, path => 'sometimes');
+SELECT seriesweb.add_webhook(:s3, 'w', 'http://127.0.0.1:9/', after => :t_rule, path => NULL);
+SELECT seriesweb.add_webhook(:s3, 'Tell the CRM', 'http://127.0.0.1:9/crm', after => :t_rule,
+                             path => 'not_matched') AS t_crm \gset
+SELECT seriesweb.add_webhook(:s3, 'Tell Slack', 'http://127.0.0.1:9/slack', after => :t_rule) AS t_slack \gset
+SELECT seriesweb.connect(:t_rule, :t_slack, 'not_matched');
+-- Cycles through waits are cycles.
+SELECT seriesweb.connect(:t_year, :t_entry);
+SELECT seriesweb.connect(:t_slack, :t_wait);
+-- Whether a rule is timed is fixed; its interval is not.
+UPDATE seriesweb.blocks SET match_within = NULL WHERE block_id = :t_rule;
+UPDATE seriesweb.blocks SET match_within = '1 hour' WHERE block_id = :t_entry;
+UPDATE seriesweb.blocks SET match_within = '2 days' WHERE block_id = :t_rule;
+UPDATE seriesweb.blocks SET duration = '0' WHERE block_id = :t_wait;
+UPDATE seriesweb.blocks SET duration = '5 days' WHERE block_id = :t_wait;
+-- Direct writes: each kind has its own columns ...
+INSERT INTO seriesweb.blocks (series_id, kind, title, duration, url) VALUES (:s3, 'wait', 'w', '1 day', 'http://127.0.0.1:9/');
+INSERT INTO seriesweb.blocks (series_id, kind, title, duration, match_within) VALUES (:s3, 'wait', 'w', '1 day', '1 day');
+INSERT INTO seriesweb.blocks (series_id, kind, title, url, method, headers, duration)
+VALUES (:s3, 'webhook', 'w', 'http://127.0.0.1:9/', 'POST', '{"Content-Type": "application/json"}', '1 day');
+INSERT INTO seriesweb.blocks (series_id, kind, title) VALUES (:s3, 'wait', 'w');
+INSERT INTO seriesweb.blocks (series_id, kind, title, filters, duration) VALUES (:s3, 'rule', 'r', '[]', '1 day');
+-- ... and, at commit, a wait or a timed rule needs a block before it.
+INSERT INTO seriesweb.blocks (series_id, kind, title, duration) VALUES (:s3, 'wait', 'Alone', '1 day');
+INSERT INTO seriesweb.blocks (series_id, kind, title, filters, match_within)
+VALUES (:s3, 'rule', 'Alone', '[]', '1 day');
+DELETE FROM seriesweb.connections WHERE to_block = :t_rule;
+DELETE FROM seriesweb.connections WHERE to_block = :t_wait;
+UPDATE seriesweb.connections SET path = 'not_matched' WHERE from_block = :t_entry;
+-- What the statistics and the diagram show of it.
+SELECT title, kind, reached, waiting, not_matched FROM seriesweb.block_stats
+ WHERE series_id = :s3 ORDER BY block_id;
+SELECT from_block = :t_rule AS from_timed_rule, path FROM seriesweb.connections c
+  JOIN seriesweb.blocks b ON b.block_id = c.from_block WHERE b.series_id = :s3 ORDER BY to_block;
+SELECT seriesweb.series_diagram(:s3, 'dot');
+
 -- A dump loads one table at a time (a live series before its rules, a
 -- webhook before its connections) with check_function_bodies off, as
 -- pg_dump writes it.  Then the checks that need rows of other tables wait

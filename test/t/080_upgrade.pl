@@ -53,18 +53,20 @@ INSERT INTO seriesweb.block_counts (block_id, series_id, sent, failed)
 SELECT block_id, series_id, 1, 1 FROM seriesweb.blocks WHERE block_id = $hook;
 EOS
 
-# A grant the DBA gave at 0.1 on a function that 0.2 replaces.
+# Grants the DBA gave at 0.1 on functions that 0.2 replaces.
 sql("CREATE ROLE author; GRANT USAGE ON SCHEMA seriesweb TO author;
-     GRANT EXECUTE ON FUNCTION seriesweb.retry_failed TO author;");
+     GRANT EXECUTE ON FUNCTION seriesweb.retry_failed, seriesweb.add_rule, seriesweb.add_webhook,
+                               seriesweb.connect TO author;");
 
-# Every row of every 0.1 table and where each sequence stands, as text; the
-# update and the second look are one transaction, since its commit wakes
-# the worker, which then sends.
+# Every row of every 0.1 table (without the columns 0.2 adds) and where
+# each sequence stands, as text; the update and the second look are one
+# transaction, since its commit wakes the worker, which then sends.
 my @tables = qw(companies users events series blocks connections progress deliveries
   delivery_attempts block_counts block_activity);
 my $contents = join("\nUNION ALL\n",
 	(map { "SELECT '$_ ' || count(*) || ' ' || coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), '')
-	          FROM (SELECT (to_jsonb(t) - 'installation_id' - 'claimed_by')::text AS r
+	          FROM (SELECT (to_jsonb(t) - '{installation_id, claimed_by, duration, match_within,
+	                                        path, not_matched_at, waiting, not_matched}'::text[])::text AS r
 	                  FROM seriesweb.$_ t) s" } @tables),
 	"SELECT string_agg(sequencename || '=' || coalesce(last_value, 0), ' ' ORDER BY sequencename)
 	   FROM pg_sequences WHERE schemaname = 'seriesweb'");
@@ -79,6 +81,13 @@ is(sql("SELECT count(DISTINCT installation_id) FROM seriesweb.events"), '1',
 is(sql("SELECT has_function_privilege('author', 'seriesweb.retry_failed(int, timestamptz)', 'EXECUTE')
          || ' ' || has_function_privilege('public', 'seriesweb.retry_failed(int, timestamptz)', 'EXECUTE')"),
 	'true false', 'retry_failed(block, since) keeps the grants of retry_failed(block)');
+is(sql("SELECT string_agg(has_function_privilege('author', f, 'EXECUTE')::text, ' ')
+          FROM unnest(ARRAY['seriesweb.add_rule(int, text, text, jsonb, int, interval, text)',
+                            'seriesweb.add_webhook(int, text, text, int, text, jsonb, json, text, text)',
+                            'seriesweb.connect(int, int, text)']) f"),
+	'true true true', 'add_rule, add_webhook and connect keep their grants as they gain a path');
+is(sql("SELECT count(*) FILTER (WHERE path = 'matched') || '/' || count(*) FROM seriesweb.connections"),
+	'1/1', 'connections kept take the matched path');
 
 # The update woke the worker: what was pending or interrupted is sent.
 wait_until($node, "SELECT state FROM seriesweb.worker_status()", 'running', 'the worker to start');
@@ -103,7 +112,8 @@ is($node->safe_psql('eucjp', "SELECT extversion FROM pg_extension WHERE extname 
 # --- The updated schema is a fresh 0.2 install -----------------------------
 sql("CREATE DATABASE fresh");
 $node->safe_psql('fresh', 'CREATE EXTENSION seriesweb; GRANT USAGE ON SCHEMA seriesweb TO author;
-                           GRANT EXECUTE ON FUNCTION seriesweb.retry_failed TO author;');
+                           GRANT EXECUTE ON FUNCTION seriesweb.retry_failed, seriesweb.add_rule,
+                                 seriesweb.add_webhook, seriesweb.connect TO author;');
 
 # pg_dump leaves an extension's members out of a dump; detached (in the
 # catalog, for this comparison only) they are dumped like any object.  The
