@@ -644,11 +644,7 @@ match_inserted_rows(TriggerData *trigdata, bool watched)
 	stmt_cxt =
 		AllocSetContextCreate(CurrentMemoryContext, "seriesweb matcher", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(stmt_cxt);
-	if (watched)
-		sw_event_source_watched(&src, rel, trigdata->tg_trigger->tgargs,
-								trigdata->tg_trigger->tgnargs, stmt_cxt);
-	else
-		sw_event_source_events(&src, RelationGetDescr(rel));
+	sw_event_source_of(&src, trigdata, watched, stmt_cxt);
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	memset(&st, 0, sizeof(st));
