@@ -16,9 +16,13 @@
  * on, and nothing is matched for that row.
  *
  * The mapping is checked with the same code when the table is watched and
- * at each statement that fires the trigger, so a column dropped or changed
+ * when a statement fires the trigger, so a column dropped or changed
  * behind the watch's back (seriesweb's event trigger refuses that) is an
- * error naming it, never a wrong read.
+ * error naming it, never a wrong read.  A trigger's mapping, once checked,
+ * is kept by this backend until the table's relcache entry is invalidated,
+ * as any change to its columns or triggers does; then the next statement
+ * checks it again.  Only attribute numbers and types are kept: what a
+ * statement's reads need beyond them lives in its own memory context.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,8 +36,11 @@
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 /* What a watched column may be, by its role. */
@@ -146,8 +153,12 @@ prepare_row_to_jsonb(SwEventSource *src, Relation rel, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 }
 
-void
-sw_event_source_watched(SwEventSource *src, Relation rel, char **args, int nargs, MemoryContext cxt)
+/*
+ * Check a watched table's mapping and set the attribute numbers of src;
+ * returns the base type of the user id column.
+ */
+static Oid
+check_watched(SwEventSource *src, Relation rel, char **args, int nargs)
 {
 	Oid user_id_type;
 
@@ -161,6 +172,20 @@ sw_event_source_watched(SwEventSource *src, Relation rel, char **args, int nargs
 	src->user_id = watched_column(rel, args[0], "user id", user_id_types, lengthof(user_id_types));
 	user_id_type = getBaseType(TupleDescAttr(RelationGetDescr(rel), src->user_id - 1)->atttypid);
 	src->user_id_is_text = user_id_type == TEXTOID || user_id_type == VARCHAROID;
+	watched_name(src, rel, args[1], args[2]);
+	if (*args[3] != '\0')
+		src->properties = watched_column(rel, args[3], "properties", properties_types,
+										 lengthof(properties_types));
+	if (*args[4] != '\0')
+		src->occurred_at =
+			watched_column(rel, args[4], "time", occurred_at_types, lengthof(occurred_at_types));
+	return user_id_type;
+}
+
+/* The functions a watched table's reads call, in cxt. */
+static void
+prepare_watched(SwEventSource *src, Relation rel, Oid user_id_type, MemoryContext cxt)
+{
 	if (!src->user_id_is_text)
 	{
 		Oid	 out;
@@ -169,15 +194,112 @@ sw_event_source_watched(SwEventSource *src, Relation rel, char **args, int nargs
 		getTypeOutputInfo(user_id_type, &out, &varlena);
 		fmgr_info_cxt(out, &src->user_id_out, cxt);
 	}
-	watched_name(src, rel, args[1], args[2]);
-	if (*args[3] != '\0')
-		src->properties = watched_column(rel, args[3], "properties", properties_types,
-										 lengthof(properties_types));
-	else
+	if (src->properties == 0)
 		prepare_row_to_jsonb(src, rel, cxt);
-	if (*args[4] != '\0')
-		src->occurred_at =
-			watched_column(rel, args[4], "time", occurred_at_types, lengthof(occurred_at_types));
+}
+
+void
+sw_event_source_watched(SwEventSource *src, Relation rel, char **args, int nargs, MemoryContext cxt)
+{
+	Oid user_id_type = check_watched(src, rel, args, nargs);
+
+	prepare_watched(src, rel, user_id_type, cxt);
+}
+
+/* A trigger's checked mapping, kept by this backend. */
+typedef struct CheckedSource
+{
+	Oid			  trigger; /* hash key: the trigger's oid */
+	Oid			  relid;
+	bool		  valid; /* false once the table's relcache entry is invalidated */
+	SwEventSource src;	 /* attribute numbers only: no functions, no event name */
+	Oid			  user_id_type;
+} CheckedSource;
+
+static HTAB *checked_sources = NULL;
+
+static void
+forget_checked_sources(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	CheckedSource  *c;
+
+	hash_seq_init(&seq, checked_sources);
+	while ((c = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || c->relid == relid)
+			c->valid = false;
+}
+
+static void
+create_checked_sources(void)
+{
+	HASHCTL ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(CheckedSource);
+	ctl.hcxt = CacheMemoryContext;
+	checked_sources =
+		hash_create("seriesweb event sources", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	/* Once per backend, as the table lives. */
+	CacheRegisterRelcacheCallback(forget_checked_sources, (Datum) 0);
+}
+
+/* Check the trigger's mapping into c. */
+static void
+check_source(CheckedSource *c, TriggerData *trigdata, bool watched)
+{
+	Relation rel = trigdata->tg_relation;
+
+	c->relid = RelationGetRelid(rel);
+	c->user_id_type = TEXTOID;
+	if (watched)
+		c->user_id_type = check_watched(&c->src, rel, trigdata->tg_trigger->tgargs,
+										trigdata->tg_trigger->tgnargs);
+	else
+		sw_event_source_events(&c->src, RelationGetDescr(rel));
+	/* It points into the trigger's arguments, which the relcache may free. */
+	c->src.event_name = NULL;
+}
+
+/* The trigger's mapping as last checked, or checked now. */
+static const CheckedSource *
+checked_source(TriggerData *trigdata, bool watched)
+{
+	CheckedSource *c;
+	bool		   found;
+
+	if (checked_sources == NULL)
+		create_checked_sources();
+	c = hash_search(checked_sources, &trigdata->tg_trigger->tgoid, HASH_ENTER, &found);
+	if (found && c->valid)
+		return c;
+	/* Set first: an invalidation that arrives during the check wins. */
+	c->valid = true;
+	PG_TRY();
+	{
+		check_source(c, trigdata, watched);
+	}
+	PG_CATCH();
+	{
+		c->valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return c;
+}
+
+void
+sw_event_source_of(SwEventSource *src, TriggerData *trigdata, bool watched, MemoryContext cxt)
+{
+	const CheckedSource *c = checked_source(trigdata, watched);
+
+	*src = c->src;
+	if (!watched)
+		return;
+	if (src->name == 0)
+		src->event_name = trigdata->tg_trigger->tgargs[2];
+	prepare_watched(src, trigdata->tg_relation, c->user_id_type, cxt);
 }
 
 text *

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "attrs.h"
+#include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/rel.h"
@@ -45,10 +46,20 @@ extern void sw_event_source_events(SwEventSource *src, TupleDesc desc);
  * A watched table, described by the arguments of its trigger (user id
  * column, name column, event name, properties column, occurred_at column;
  * "" for none).  Errors name what is wrong; seriesweb.watch() calls this
- * before creating the trigger, and every firing calls it again.
+ * before creating the trigger, and a firing checks the same way
+ * (sw_event_source_of).
  */
 extern void sw_event_source_watched(SwEventSource *src, Relation rel, char **args, int nargs,
 									MemoryContext cxt);
+
+/*
+ * The source of the rows of a firing of the trigger: seriesweb.events, or
+ * a watched table (watched) described by the trigger's arguments.  Checked
+ * as sw_event_source_watched checks it, once until the table changes; what
+ * the reads need beyond attribute numbers is allocated in cxt.
+ */
+extern void sw_event_source_of(SwEventSource *src, TriggerData *trigdata, bool watched,
+							   MemoryContext cxt);
 
 /*
  * The event's user id, or NULL when the row is no event (a watched

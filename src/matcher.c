@@ -7,9 +7,10 @@
  * An AFTER INSERT statement trigger with a transition table, so a COPY or a
  * multi-row INSERT costs one call: first every missing user is created with
  * one statement, then each event is matched in insertion order.  An event
- * whose name no live rule can use costs a hash probe (series_cache.c); only
- * the others load the user and company, look up the rules armed for the
- * user, and evaluate filters.  Events of the usual shape (an entry rule
+ * whose name no live rule can use costs a hash probe (series_cache.c), made
+ * while looking for missing users: a statement of such events ends there.
+ * Only the others load the user and company, look up the rules armed for
+ * the user, and evaluate filters.  Events of the usual shape (an entry rule
  * before webhooks) wait in an event batch to be matched many at a time
  * (event_batch.c), still in insertion order with respect to the others.
  *
@@ -82,24 +83,43 @@ restored_event(const SwCache *cache, TupleTableSlot *slot, const SwEventSource *
 		   cache->installation_id;
 }
 
+static bool event_relevant(SwCache *cache, const char *name, uint32 hash);
+
+/* Could any live rule use the event in the slot (known to be an event)? */
+static bool
+slot_event_relevant(SwCache *cache, TupleTableSlot *slot, SwEventSource *src)
+{
+	char *name = sw_event_name(src, slot);
+	bool  relevant = event_relevant(cache, name, sw_name_hash(name));
+
+	pfree(name);
+	return relevant;
+}
+
 /*
  * The users of the events (restored events aside) that this backend does
  * not know to exist (users_cache.c), each once: distinct ids are collected
- * first so a COPY of a million events of a few users sends a few ids.
+ * first so a COPY of a million events of a few users sends a few ids.  On
+ * the way, *relevant says whether any live rule could use some event, so
+ * that a statement of events no rule uses is not read again.
  */
 static Datum *
-unknown_event_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
-					SwEventSource *src, MemoryContext cxt, int *n)
+unknown_event_users(SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
+					SwEventSource *src, MemoryContext cxt, int *n, bool *relevant)
 {
-	HTAB  *seen = sw_text_set_create("seriesweb event users", cxt);
+	/* A lone row (the usual single-row INSERT) needs no set. */
+	HTAB  *seen = tuplestore_tuple_count(events) > 1
+					  ? sw_text_set_create("seriesweb event users", cxt)
+					  : NULL;
 	int	   cap = 16;
 	Datum *ids = palloc(sizeof(Datum) * cap);
 
 	*n = 0;
+	*relevant = false;
 	tuplestore_rescan(events);
 	while (tuplestore_gettupleslot(events, true, false, slot))
 	{
-		bool  found;
+		bool  found = false;
 		text *id;
 
 		if (restored_event(cache, slot, src))
@@ -107,8 +127,11 @@ unknown_event_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlo
 		id = sw_event_user_id(src, slot);
 		if (id == NULL)
 			continue;
+		if (!*relevant)
+			*relevant = slot_event_relevant(cache, slot, src);
 
-		hash_search(seen, &id, HASH_ENTER, &found);
+		if (seen != NULL)
+			hash_search(seen, &id, HASH_ENTER, &found);
 		if (found || sw_user_known(id))
 			continue;
 		if (*n == cap)
@@ -193,14 +216,14 @@ keep_created_users(uint64 n, MemoryContext cxt)
  * Create the users of all events that do not exist yet, with one
  * statement, unless this backend knows them all.  The rows created are
  * returned (up to CREATED_KEEP_MAX of them), so that matching their events
- * need not read them back.
+ * need not read them back.  *relevant: could any live rule use some event?
  */
 static HTAB *
-create_missing_users(const SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
-					 SwEventSource *src, MemoryContext cxt)
+create_missing_users(SwCache *cache, Tuplestorestate *events, TupleTableSlot *slot,
+					 SwEventSource *src, MemoryContext cxt, bool *relevant)
 {
 	int	   n;
-	Datum *ids = unknown_event_users(cache, events, slot, src, cxt, &n);
+	Datum *ids = unknown_event_users(cache, events, slot, src, cxt, &n, relevant);
 	uint64 created_n;
 
 	if (n == 0)
@@ -339,7 +362,7 @@ match_event_batch(MatchState *st)
 }
 
 /*
- * Set st->ctx to the event in the slot, in the event's context; false if it
+ * Set st->adv.ctx to the event in the slot, in the event's context; false if it
  * is restored, is no event, or no live rule can use its name.
  */
 static bool
@@ -369,7 +392,7 @@ read_event(MatchState *st, TupleTableSlot *slot, SwEventSource *src)
 }
 
 /*
- * Match the event of st->ctx, or add it to the event batch when it fits,
+ * Match the event of st->adv.ctx, or add it to the event batch when it fits,
  * matching the batch first if it cannot take it.
  */
 static void
@@ -425,7 +448,7 @@ check_called_as_insert_trigger(FunctionCallInfo fcinfo, const char *function)
 							   function)));
 }
 
-/* Match the statement's events, counting, when some series is live. */
+/* Match the statement's events, counting, when a live rule may use one. */
 static void
 match_statement(MatchState *st, Tuplestorestate *events, TupleTableSlot *slot, SwEventSource *src,
 				MemoryContext stmt_cxt)
@@ -454,6 +477,7 @@ match_inserted_rows(TriggerData *trigdata, bool watched)
 	MatchState		 st;
 	MemoryContext	 stmt_cxt;
 	MemoryContext	 caller_cxt = CurrentMemoryContext;
+	bool			 relevant;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "seriesweb: SPI_connect failed");
@@ -461,18 +485,14 @@ match_inserted_rows(TriggerData *trigdata, bool watched)
 	stmt_cxt =
 		AllocSetContextCreate(CurrentMemoryContext, "seriesweb matcher", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(stmt_cxt);
-	if (watched)
-		sw_event_source_watched(&src, rel, trigdata->tg_trigger->tgargs,
-								trigdata->tg_trigger->tgnargs, stmt_cxt);
-	else
-		sw_event_source_events(&src, RelationGetDescr(rel));
+	sw_event_source_of(&src, trigdata, watched, stmt_cxt);
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	memset(&st, 0, sizeof(st));
 	st.adv.cache = sw_cache_get();
 	MemoryContextSwitchTo(stmt_cxt);
-	st.created = create_missing_users(st.adv.cache, events, slot, &src, stmt_cxt);
-	if (hash_get_num_entries(st.adv.cache->blocks) > 0)
+	st.created = create_missing_users(st.adv.cache, events, slot, &src, stmt_cxt, &relevant);
+	if (relevant)
 		match_statement(&st, events, slot, &src, stmt_cxt);
 
 	ExecDropSingleTupleTableSlot(slot);

@@ -130,6 +130,17 @@ ALTER TABLE orders ALTER COLUMN placed_at TYPE text;
 ALTER TABLE orders ADD COLUMN note text;
 ALTER TABLE orders RENAME COLUMN note TO remark;
 
+-- Should a column change anyway (here with seriesweb's event trigger
+-- disabled), the next insert names it: this session's earlier inserts did
+-- not leave a mapping that would read another column.
+BEGIN;
+ALTER EVENT TRIGGER seriesweb_watched_table_altered DISABLE;
+ALTER TABLE orders RENAME COLUMN customer TO customer_id;
+INSERT INTO orders (customer_id, kind, total) VALUES (14, 'order-placed', 200);
+ROLLBACK;
+INSERT INTO orders (customer, kind, total, details) VALUES (14, 'order-placed', 200, '{"total": 200}');
+SELECT user_id, status FROM seriesweb.deliveries WHERE user_id = '14';
+
 -- Renaming the table keeps the watch; unwatch stops it; dropping a watched
 -- table unwatches it.
 ALTER TABLE orders RENAME TO purchases;
