@@ -432,7 +432,7 @@ REVOKE ALL ON FUNCTION seriesweb._watched_table_altered() FROM PUBLIC;
 REVOKE ALL ON seriesweb.watched FROM PUBLIC;
 
 ------------------------------------------------------------------------------
--- Series in time: waits, timed rules and their not-matched paths
+-- Series in time: waits, timed rules and their not-matched paths; tags
 ------------------------------------------------------------------------------
 
 ALTER TABLE seriesweb.blocks
@@ -440,20 +440,31 @@ ALTER TABLE seriesweb.blocks
 		CONSTRAINT blocks_duration_range CHECK (duration BETWEEN '1 second' AND '1 year'),
 	ADD COLUMN match_within interval
 		CONSTRAINT blocks_match_within_range CHECK (match_within BETWEEN '1 second' AND '1 year'),
+	ADD COLUMN tag text
+		CONSTRAINT blocks_tag_length CHECK (char_length(tag) BETWEEN 1 AND 100),
+	ADD COLUMN tag_action text
+		CONSTRAINT blocks_tag_action_known CHECK (tag_action IN ('add', 'remove')),
 	DROP CONSTRAINT blocks_kind_known,
-	ADD CONSTRAINT blocks_kind_known CHECK (kind IN ('rule', 'webhook', 'wait')),
+	ADD CONSTRAINT blocks_kind_known CHECK (kind IN ('rule', 'webhook', 'wait', 'tag')),
 	DROP CONSTRAINT blocks_kind_columns,
 	ADD CONSTRAINT blocks_kind_columns CHECK (
 		CASE kind
 			WHEN 'rule' THEN filters IS NOT NULL AND url IS NULL AND method IS NULL
 				AND headers IS NULL AND body IS NULL AND secret IS NULL AND duration IS NULL
+				AND tag IS NULL AND tag_action IS NULL
 			WHEN 'wait' THEN duration IS NOT NULL AND event_name IS NULL AND filters IS NULL
 				AND match_within IS NULL AND url IS NULL AND method IS NULL AND headers IS NULL
-				AND body IS NULL AND secret IS NULL
+				AND body IS NULL AND secret IS NULL AND tag IS NULL AND tag_action IS NULL
+			WHEN 'tag' THEN tag IS NOT NULL AND tag_action IS NOT NULL AND event_name IS NULL
+				AND filters IS NULL AND match_within IS NULL AND duration IS NULL AND url IS NULL
+				AND method IS NULL AND headers IS NULL AND body IS NULL AND secret IS NULL
 			ELSE url IS NOT NULL AND method IS NOT NULL AND headers IS NOT NULL
 				AND event_name IS NULL AND filters IS NULL AND duration IS NULL
-				AND match_within IS NULL
+				AND match_within IS NULL AND tag IS NULL AND tag_action IS NULL
 		END);
+
+-- Added and removed by tag blocks; filters and templates see user.tags.
+ALTER TABLE seriesweb.users ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
 
 ALTER TABLE seriesweb.connections ADD COLUMN path text NOT NULL DEFAULT 'matched'
 	CONSTRAINT connections_path_known CHECK (path IN ('matched', 'not_matched'));
@@ -530,7 +541,8 @@ BEGIN
 	END IF;
 	IF NEW.kind = 'rule' THEN
 		IF NEW.url IS NOT NULL OR NEW.method IS NOT NULL OR NEW.headers IS NOT NULL
-		   OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL OR NEW.duration IS NOT NULL THEN
+		   OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL OR NEW.duration IS NOT NULL
+		   OR NEW.tag IS NOT NULL OR NEW.tag_action IS NOT NULL THEN
 			RAISE EXCEPTION 'rule block "%" has fields of another kind', NEW.title
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'A rule has only event_name, filters and match_within.';
@@ -548,7 +560,7 @@ BEGIN
 		END IF;
 	ELSIF NEW.kind = 'webhook' THEN
 		IF NEW.event_name IS NOT NULL OR NEW.filters IS NOT NULL OR NEW.duration IS NOT NULL
-		   OR NEW.match_within IS NOT NULL THEN
+		   OR NEW.match_within IS NOT NULL OR NEW.tag IS NOT NULL OR NEW.tag_action IS NOT NULL THEN
 			RAISE EXCEPTION 'webhook block "%" has fields of another kind', NEW.title
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'Put the condition in a rule block before the webhook, a delay in a wait block.';
@@ -562,7 +574,8 @@ BEGIN
 	ELSIF NEW.kind = 'wait' THEN
 		IF NEW.event_name IS NOT NULL OR NEW.filters IS NOT NULL OR NEW.match_within IS NOT NULL
 		   OR NEW.url IS NOT NULL OR NEW.method IS NOT NULL OR NEW.headers IS NOT NULL
-		   OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL THEN
+		   OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL OR NEW.tag IS NOT NULL
+		   OR NEW.tag_action IS NOT NULL THEN
 			RAISE EXCEPTION 'wait block "%" has fields of another kind', NEW.title
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'A wait has only a duration.';
@@ -573,9 +586,28 @@ BEGIN
 					  HINT = 'Use an interval from 1 second to 1 year.';
 		END IF;
 		PERFORM seriesweb._check_duration(format('duration of wait block "%s"', NEW.title), NEW.duration);
+	ELSIF NEW.kind = 'tag' THEN
+		IF NEW.event_name IS NOT NULL OR NEW.filters IS NOT NULL OR NEW.match_within IS NOT NULL
+		   OR NEW.duration IS NOT NULL OR NEW.url IS NOT NULL OR NEW.method IS NOT NULL
+		   OR NEW.headers IS NOT NULL OR NEW.body IS NOT NULL OR NEW.secret IS NOT NULL THEN
+			RAISE EXCEPTION 'tag block "%" has fields of another kind', NEW.title
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A tag block has only a tag and an action.';
+		END IF;
+		IF NEW.tag IS NULL OR char_length(NEW.tag) NOT BETWEEN 1 AND 100 THEN
+			RAISE EXCEPTION 'tag of tag block "%" must be 1 to 100 characters', NEW.title
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = CASE WHEN NEW.tag IS NULL THEN 'It is null.'
+								ELSE format('It is %s characters.', char_length(NEW.tag)) END;
+		END IF;
+		NEW.tag_action := coalesce(lower(NEW.tag_action), 'add');
+		IF NEW.tag_action NOT IN ('add', 'remove') THEN
+			RAISE EXCEPTION 'unknown tag action "%"', NEW.tag_action
+				USING ERRCODE = 'invalid_parameter_value', HINT = 'Use add or remove.';
+		END IF;
 	ELSE
 		RAISE EXCEPTION 'unknown block kind "%"', NEW.kind
-			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use rule, webhook or wait.';
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use rule, webhook, wait or tag.';
 	END IF;
 	RETURN NEW;
 END
@@ -642,8 +674,8 @@ DROP TRIGGER webhook_has_rule ON seriesweb.blocks;
 DROP TRIGGER webhook_keeps_rule ON seriesweb.connections;
 DROP FUNCTION seriesweb._check_webhook_has_rule();
 -- Only a rule may start a series: a webhook needs a rule before it (a
--- chain of blocks always starts at one), a wait and a timed rule a block
--- before them.  Checked at commit, so that a block and its first
+-- chain of blocks always starts at one), a wait, a tag block and a timed
+-- rule a block before them.  Checked at commit, so that a block and its first
 -- connection can be written in either order.
 CREATE FUNCTION seriesweb._check_block_before() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -668,10 +700,10 @@ BEGIN
 		RAISE EXCEPTION 'webhook block % has no rule before it', b.block_id
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Connect it after a rule block (seriesweb.connect or add_webhook''s after).';
-	ELSIF b.kind = 'wait' THEN
-		RAISE EXCEPTION 'wait block % has no block before it', b.block_id
+	ELSIF b.kind IN ('wait', 'tag') THEN
+		RAISE EXCEPTION '% block % has no block before it', b.kind, b.block_id
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Connect it after a block (seriesweb.connect or add_wait''s after).';
+				  HINT = format('Connect it after a block (seriesweb.connect or add_%s''s after).', b.kind);
 	END IF;
 	RAISE EXCEPTION 'rule block % has match_within but no block before it', b.block_id
 		USING ERRCODE = 'invalid_parameter_value',
@@ -723,6 +755,30 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION seriesweb.add_tag(series_id int, title text, after int, tag text,
+								  action text DEFAULT 'add', path text DEFAULT 'matched')
+RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	id int;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM seriesweb.series s WHERE s.series_id = add_tag.series_id) THEN
+		RAISE EXCEPTION 'series % does not exist', coalesce(add_tag.series_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found', HINT = 'Create it with seriesweb.create_series(name).';
+	END IF;
+	IF add_tag.after IS NULL THEN
+		RAISE EXCEPTION 'tag block "%" needs a block before it', add_tag.title
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass after => the id of the block it follows.';
+	END IF;
+	INSERT INTO seriesweb.blocks (series_id, kind, title, tag, tag_action)
+		VALUES (add_tag.series_id, 'tag', add_tag.title, add_tag.tag, coalesce(add_tag.action, 'add'))
+		RETURNING block_id INTO id;
+	PERFORM seriesweb.connect(add_tag.after, id, add_tag.path);
+	RETURN id;
+END
+$$;
+
 CREATE OR REPLACE VIEW seriesweb.block_stats AS
 SELECT b.series_id,
 	   s.name AS series_name,
@@ -755,6 +811,7 @@ REVOKE ALL ON seriesweb.timers FROM PUBLIC;
 REVOKE ALL ON FUNCTION seriesweb._check_duration(text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION seriesweb._check_block_before() FROM PUBLIC;
 REVOKE ALL ON FUNCTION seriesweb.add_wait(int, text, int, interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.add_tag(int, text, int, text, text, text) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Functions that gain arguments: retry_failed(block_id, since),

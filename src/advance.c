@@ -8,8 +8,9 @@
  * does a timer that falls due (release.c, in the worker's).  Reaching a
  * block arms the blocks after it: a webhook fires at once (enqueue.c), a
  * wait is reached at once and holds the user until its timer is due
- * (timers.c), a rule waits for a later event of the user, except a rule
- * with no event name, checked at once.  A timed rule also starts a timer:
+ * (timers.c), a tag block is reached at once and adds or removes its tag
+ * (which what follows sees), a rule waits for a later event of the user,
+ * except a rule with no event name, checked at once.  A timed rule also starts a timer:
  * reached in time by an event (which takes the timer), or, when the worker
  * takes it at the deadline, reached if it needs no event and holds then,
  * else its not-matched path is taken.  Every reach is one INSERT .. ON
@@ -31,12 +32,18 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+/* The user and company as sw_ctx_set_user reads them; at 0.1, no tags. */
 /* clang-format off */
+#define LOAD_USER_SQL(tags) \
+	"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes, " tags \
+	"  FROM seriesweb.users u " \
+	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id " \
+	" WHERE u.user_id = $1"
+
 static const char load_user_sql[] =
-	"SELECT u.email, u.name, u.attributes, u.company_id, c.name, c.attributes "
-	"  FROM seriesweb.users u "
-	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
-	" WHERE u.user_id = $1";
+	LOAD_USER_SQL("to_jsonb(u.tags)");
+static const char load_user_0_1_sql[] =
+	LOAD_USER_SQL("NULL::jsonb");
 
 static const char entered_sql[] =
 	"SELECT count(*) FROM seriesweb.progress "
@@ -45,21 +52,30 @@ static const char entered_sql[] =
 static const char arm_sql[] =
 	"INSERT INTO seriesweb.progress (block_id, user_id) VALUES ($1, $2) "
 	"ON CONFLICT (block_id, user_id) DO NOTHING";
+
+static const char tag_sql[] =
+	"UPDATE seriesweb.users "
+	"   SET tags = CASE WHEN $3 THEN array_remove(tags, $2) ELSE tags || $2 END "
+	" WHERE user_id = $1 AND ($2 = ANY (tags)) = $3 "
+	"RETURNING to_jsonb(tags)";
 /* clang-format on */
 
 static SPIPlanPtr load_user_plan;
+static SPIPlanPtr load_user_0_1_plan;
 static SPIPlanPtr entered_plan;
 static SPIPlanPtr arm_plan;
+static SPIPlanPtr tag_plan;
 
 void
-sw_advance_load_user(SwContext *ctx)
+sw_advance_load_user(const SwCache *cache, SwContext *ctx)
 {
 	static const Oid argtypes[1] = {TEXTOID};
 	Datum			 arg = CStringGetTextDatum(ctx->user_id);
 	MemoryContext	 cxt = CurrentMemoryContext;
+	SPIPlanPtr		 plan = cache->at_0_2 ? sw_plan(&load_user_plan, load_user_sql, 1, argtypes)
+										  : sw_plan(&load_user_0_1_plan, load_user_0_1_sql, 1, argtypes);
 
-	sw_plan(&load_user_plan, load_user_sql, 1, argtypes);
-	sw_execute(load_user_plan, &arg, NULL, false, 0, SPI_OK_SELECT);
+	sw_execute(plan, &arg, NULL, false, 0, SPI_OK_SELECT);
 	MemoryContextSwitchTo(cxt);
 	if (SPI_processed == 1)
 		sw_ctx_set_user(ctx, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -145,7 +161,28 @@ start_wait(SwAdvance *a, SwBlock *wait)
 	MemoryContextSwitchTo(a->cxt);
 }
 
-/* Record that the user reached a rule or webhook; false if they had already. */
+/*
+ * The user reached a tag block: add or remove its tag, and see the user's
+ * tags as they are now.
+ */
+static void
+apply_tag(SwAdvance *a, SwBlock *tag)
+{
+	static const Oid argtypes[3] = {TEXTOID, TEXTOID, BOOLOID};
+	Datum			 args[3];
+
+	args[0] = CStringGetTextDatum(a->ctx.user_id);
+	args[1] = CStringGetTextDatum(tag->tag);
+	args[2] = BoolGetDatum(tag->tag_removes);
+	sw_plan(&tag_plan, tag_sql, 3, argtypes);
+	sw_execute(tag_plan, args, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	MemoryContextSwitchTo(a->cxt);
+	if (SPI_processed == 1)
+		a->ctx.user_tags = sw_col_jsonb(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* Record that the user reached a rule, webhook or tag; false if they had already. */
 static bool
 reach_block(SwAdvance *a, SwBlock *block)
 {
@@ -162,6 +199,8 @@ reach_block(SwAdvance *a, SwBlock *block)
 	else
 		reached = sw_reach(block, &a->ctx);
 	MemoryContextSwitchTo(a->cxt);
+	if (reached && block->kind == SW_BLOCK_TAG)
+		apply_tag(a, block);
 	return reached;
 }
 

@@ -29,8 +29,8 @@ typedef struct SwAdvance
 	SwContext	  ctx;
 } SwAdvance;
 
-/* Load the user ctx.user_id and their company into ctx; inside SPI. */
-extern void sw_advance_load_user(SwContext *ctx);
+/* Load the user ctx.user_id, their tags and company into ctx; inside SPI. */
+extern void sw_advance_load_user(const SwCache *cache, SwContext *ctx);
 
 /*
  * An event satisfies rule (an entry rule, or one armed for the user): the

@@ -20,6 +20,7 @@
 #include "utils/datetime.h"
 #include "utils/date.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -209,6 +210,9 @@ lookup_user(const SwContext *ctx, const SwAttrPath *path, JsonbValue *result)
 		return builtin_text(ctx->user_email, path->nkeys, result);
 	if (strcmp(k, "name") == 0)
 		return builtin_text(ctx->user_name, path->nkeys, result);
+	/* Tags unknown (a database still at 0.1): an attribute of that name. */
+	if (strcmp(k, "tags") == 0 && ctx->user_tags != NULL)
+		return lookup_in_jsonb(ctx->user_tags, path->keys + 1, path->nkeys - 1, result);
 	return lookup_in_jsonb(ctx->user_attrs, path->keys, path->nkeys, result);
 }
 
@@ -354,6 +358,7 @@ sw_context_from_jsonb(Jsonb *doc, SwContext *ctx)
 	ctx->user_email = field_text(part, "email");
 	ctx->user_name = field_text(part, "name");
 	ctx->user_attrs = field_jsonb(part, "attributes");
+	ctx->user_tags = field_jsonb(part, "tags");
 
 	part = object_field(&root, "company");
 	ctx->company_id = field_text(part, "id");
@@ -378,6 +383,21 @@ sw_context_from_jsonb(Jsonb *doc, SwContext *ctx)
 	ctx->block_title = field_text(part, "title");
 }
 
+Jsonb *
+sw_jsonb_empty_array(void)
+{
+	static Jsonb *empty = NULL;
+
+	if (empty == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		empty = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")));
+		MemoryContextSwitchTo(old);
+	}
+	return empty;
+}
+
 void
 sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col)
 {
@@ -387,4 +407,5 @@ sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col)
 	ctx->company_id = sw_col_text(tup, desc, col + 3);
 	ctx->company_name = sw_col_text(tup, desc, col + 4);
 	ctx->company_attrs = sw_col_jsonb(tup, desc, col + 5);
+	ctx->user_tags = sw_col_jsonb(tup, desc, col + 6);
 }

@@ -54,6 +54,7 @@ typedef struct SwContext
 	const char *user_email;
 	const char *user_name;
 	Jsonb	   *user_attrs;
+	Jsonb	   *user_tags; /* a JSON array */
 
 	const char *company_id;
 	const char *company_name;
@@ -99,10 +100,13 @@ extern bool sw_attr_lookup(const SwContext *ctx, const SwAttrPath *path, JsonbVa
  */
 extern void sw_context_from_jsonb(Jsonb *doc, SwContext *ctx);
 
+/* [], for the tags of a user just created. */
+extern Jsonb *sw_jsonb_empty_array(void);
+
 /*
- * The user and company fields of ctx from columns col .. col + 5 of an SPI
+ * The user and company fields of ctx from columns col .. col + 6 of an SPI
  * result row: email, name, attributes, company_id, company name, company
- * attributes.
+ * attributes, tags (a JSON array, or NULL before 0.2).
  */
 extern void sw_ctx_set_user(SwContext *ctx, HeapTuple tup, TupleDesc desc, int col);
 

@@ -266,10 +266,11 @@ load_user(void *state, SwContext *ctx)
 			ctx->user_email = u->email;
 			ctx->user_name = u->name;
 			ctx->user_attrs = u->attrs;
+			ctx->user_tags = st->adv.cache->at_0_2 ? sw_jsonb_empty_array() : NULL;
 			return;
 		}
 	}
-	sw_advance_load_user(ctx);
+	sw_advance_load_user(st->adv.cache, ctx);
 }
 
 static SPIPlanPtr armed_plan;

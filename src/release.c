@@ -36,7 +36,7 @@ release_user(SwAdvance *a, SwBlock *block, const char *user_id)
 	MemoryContextSwitchTo(a->cxt);
 	memset(&a->ctx, 0, sizeof(a->ctx));
 	a->ctx.user_id = pstrdup(user_id);
-	sw_advance_load_user(&a->ctx);
+	sw_advance_load_user(a->cache, &a->ctx);
 	sw_advance_release(a, block);
 }
 

@@ -129,7 +129,7 @@ load_installation(SwCache *c)
 	bool isnull;
 	Oid	 schema = get_namespace_oid("seriesweb", false);
 
-	c->has_timers = OidIsValid(get_relname_relid("timers", schema));
+	c->at_0_2 = OidIsValid(get_relname_relid("timers", schema));
 	if (!OidIsValid(get_relname_relid("installation", schema)))
 		return;
 	cache_query(c, installation_sql, "the installation id");
@@ -146,18 +146,18 @@ load_installation(SwCache *c)
  * 0.1 (its update pending) has no timed blocks.
  */
 /* clang-format off */
-#define LIVE_BLOCKS_SQL(timers) \
+#define LIVE_BLOCKS_SQL(columns_0_2) \
 	"SELECT b.block_id, b.series_id, s.name, b.kind, b.title, " \
 	"       b.event_name, b.filters, b.method, b.url, b.headers, b.body::text, " \
 	"       NOT EXISTS (SELECT 1 FROM seriesweb.connections c WHERE c.to_block = b.block_id), " \
-	timers \
+	columns_0_2 \
 	"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id " \
 	" WHERE s.state = 'live' ORDER BY b.series_id, b.block_id"
 
 static const char live_blocks_sql[] =
-	LIVE_BLOCKS_SQL("coalesce(b.duration, b.match_within)");
+	LIVE_BLOCKS_SQL("coalesce(b.duration, b.match_within), b.tag, b.tag_action = 'remove'");
 static const char live_blocks_0_1_sql[] =
-	LIVE_BLOCKS_SQL("NULL::interval");
+	LIVE_BLOCKS_SQL("NULL::interval, NULL::text, false");
 /* clang-format on */
 
 static SwBlockKind
@@ -167,6 +167,8 @@ block_kind(const char *kind)
 		return SW_BLOCK_WEBHOOK;
 	if (strcmp(kind, "wait") == 0)
 		return SW_BLOCK_WAIT;
+	if (strcmp(kind, "tag") == 0)
+		return SW_BLOCK_TAG;
 	return SW_BLOCK_RULE;
 }
 
@@ -197,6 +199,11 @@ compile_block(HeapTuple tup, TupleDesc desc, SwSeries *series)
 	{
 		b->event_name = sw_col_text(tup, desc, 6);
 		b->filter = sw_filter_compile(DatumGetJsonbP(SPI_getbinval(tup, desc, 7, &isnull)));
+	}
+	else if (b->kind == SW_BLOCK_TAG)
+	{
+		b->tag = sw_col_text(tup, desc, 14);
+		b->tag_removes = DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull));
 	}
 	return b;
 }
@@ -251,7 +258,7 @@ load_blocks(SwCache *c)
 {
 	SwSeries *series = NULL;
 
-	cache_query(c, c->has_timers ? live_blocks_sql : live_blocks_0_1_sql, "the live series");
+	cache_query(c, c->at_0_2 ? live_blocks_sql : live_blocks_0_1_sql, "the live series");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple tup = SPI_tuptable->vals[i];
@@ -292,7 +299,7 @@ add_to_path(SwBlock ***path, int *n, SwBlock *to, uint64 rows_left)
 static void
 load_connections(SwCache *c)
 {
-	cache_query(c, c->has_timers ? live_connections_sql : live_connections_0_1_sql,
+	cache_query(c, c->at_0_2 ? live_connections_sql : live_connections_0_1_sql,
 				"the connections of the live series");
 
 	for (uint64 i = 0; i < SPI_processed; i++)

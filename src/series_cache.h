@@ -31,7 +31,8 @@ typedef enum SwBlockKind
 {
 	SW_BLOCK_RULE,
 	SW_BLOCK_WEBHOOK,
-	SW_BLOCK_WAIT
+	SW_BLOCK_WAIT,
+	SW_BLOCK_TAG
 } SwBlockKind;
 
 typedef struct SwBlock
@@ -45,7 +46,9 @@ typedef struct SwBlock
 	SwFilter		  *filter;	   /* rule */
 	SwWebhookTemplate *tmpl;	   /* webhook */
 	Interval		  *timer;	   /* wait: its duration; rule: match_within, or NULL */
-	int				   nnext;	   /* the matched path */
+	char			  *tag;		   /* tag block: the tag it adds, or removes */
+	bool			   tag_removes;
+	int				   nnext; /* the matched path */
 	struct SwBlock	 **next;
 	int				   nnot_matched; /* a timed rule's not-matched path */
 	struct SwBlock	 **not_matched;
@@ -69,7 +72,7 @@ typedef struct SwCache
 	List		 *timed;			/* waits and timed rules: their users wait in timers */
 	Oid			  delivery_seq;		/* sequence of deliveries.delivery_id */
 	bool		  has_installation; /* false in a database still at 0.1 */
-	bool		  has_timers;		/* as has_installation */
+	bool		  at_0_2;			/* tables with the columns of 0.2 (timers, tags) */
 	int64		  installation_id;	/* events carrying another id are restored */
 } SwCache;
 

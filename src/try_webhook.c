@@ -99,7 +99,7 @@ user_not_found(const char *test_user)
 /* clang-format off */
 static const char test_user_sql[] =
 	"SELECT u.user_id, u.email, u.name, u.attributes, "
-	"       u.company_id, c.name, c.attributes "
+	"       u.company_id, c.name, c.attributes, to_jsonb(u) -> 'tags' "
 	"  FROM seriesweb.users u "
 	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
 	" WHERE u.user_id = $1 OR lower(u.email) = lower($1) OR u.name = $1 "

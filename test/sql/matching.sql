@@ -194,6 +194,32 @@ SELECT title, reached, pending FROM seriesweb.block_stats
  WHERE series_id IN (:fo, :fw) ORDER BY block_id;
 SELECT seriesweb.pause(:fo), seriesweb.pause(:fw);
 
+-- Tag blocks: reached at once, in the reaching transaction; what follows
+-- sees the tag (a rule with no event name checked on arming, a template).
+SELECT seriesweb.create_series('Tags') AS tg \gset
+SELECT seriesweb.add_rule(:tg, 'Paid', 'paid') AS tg_rule \gset
+SELECT seriesweb.add_tag(:tg, 'Mark VIP', :tg_rule, 'vip') AS tg_vip \gset
+SELECT seriesweb.add_tag(:tg, 'No longer trial', :tg_vip, 'trial', action => 'remove') AS tg_untrial \gset
+SELECT seriesweb.add_rule(:tg, 'Is VIP', NULL, '[{"attribute": "user.tags", "op": "contains", "value": "vip"}]',
+                          after => :tg_untrial) AS tg_is_vip \gset
+SELECT seriesweb.add_webhook(:tg, 'Tags', 'http://127.0.0.1:9/tags', after => :tg_is_vip,
+                             body => '{"tags": "{user.tags}", "first": "{user.tags.0}"}') AS tg_hook \gset
+SELECT seriesweb.set_live(:tg);
+INSERT INTO seriesweb.users (user_id, tags) VALUES ('tg1', '{trial}');
+BEGIN;
+INSERT INTO seriesweb.events (user_id, name) VALUES ('tg1', 'paid'), ('tg2', 'paid');
+SELECT user_id, tags FROM seriesweb.users WHERE user_id IN ('tg1', 'tg2') ORDER BY user_id;
+ROLLBACK;
+SELECT user_id, tags FROM seriesweb.users WHERE user_id IN ('tg1', 'tg2') ORDER BY user_id;
+INSERT INTO seriesweb.events (user_id, name) VALUES ('tg1', 'paid'), ('tg2', 'paid'), ('tg1', 'paid');
+SELECT user_id, tags FROM seriesweb.users WHERE user_id IN ('tg1', 'tg2') ORDER BY user_id;
+SELECT user_id, body FROM seriesweb.deliveries WHERE block_id = :tg_hook ORDER BY user_id;
+SELECT title, kind, reached FROM seriesweb.block_stats WHERE series_id = :tg ORDER BY block_id;
+-- A user whose tags a filter reads before any tag block: user.tags is [].
+SELECT seriesweb._filter_matches('[{"attribute": "user.tags", "op": "exists"}]',
+                                 '{"user": {"id": "x", "tags": []}}');
+SELECT seriesweb.pause(:tg);
+
 -- Statistics: per block, and per series.
 SELECT series_name, title, kind, reached, sent, failed, pending, last_error
   FROM seriesweb.block_stats ORDER BY block_id;

@@ -149,6 +149,19 @@ VALUES (:s3, 'rule', 'Alone', '[]', '1 day');
 DELETE FROM seriesweb.connections WHERE to_block = :t_rule;
 DELETE FROM seriesweb.connections WHERE to_block = :t_wait;
 UPDATE seriesweb.connections SET path = 'not_matched' WHERE from_block = :t_entry;
+-- Tag blocks: a block before them, a tag of 1 to 100 characters, add or remove.
+SELECT seriesweb.add_tag(:s3, 't', NULL, 'vip');
+SELECT seriesweb.add_tag(:s3, 't', :t_entry, NULL);
+SELECT seriesweb.add_tag(:s3, 't', :t_entry, '');
+SELECT seriesweb.add_tag(:s3, 't', :t_entry, repeat('x', 101));
+SELECT seriesweb.add_tag(:s3, 't', :t_entry, 'vip', action => 'toggle');
+SELECT seriesweb.add_tag(:s3, 'Tag VIP', :t_entry, 'vip') AS t_tag \gset
+SELECT seriesweb.add_tag(:s3, 'Untag trial', :t_tag, 'trial', action => 'REMOVE') AS t_untag \gset
+SELECT kind, tag, tag_action FROM seriesweb.blocks WHERE block_id IN (:t_tag, :t_untag) ORDER BY block_id;
+INSERT INTO seriesweb.blocks (series_id, kind, title, tag, tag_action, url)
+VALUES (:s3, 'tag', 't', 'vip', 'add', 'http://127.0.0.1:9/');
+INSERT INTO seriesweb.blocks (series_id, kind, title, tag, tag_action) VALUES (:s3, 'tag', 'Alone', 'vip', 'add');
+INSERT INTO seriesweb.blocks (series_id, kind, title, filters, tag) VALUES (:s3, 'rule', 'r', '[]', 'vip');
 -- What the statistics and the diagram show of it.
 SELECT title, kind, reached, waiting, not_matched FROM seriesweb.block_stats
  WHERE series_id = :s3 ORDER BY block_id;

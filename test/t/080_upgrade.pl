@@ -66,7 +66,7 @@ my @tables = qw(companies users events series blocks connections progress delive
 my $contents = join("\nUNION ALL\n",
 	(map { "SELECT '$_ ' || count(*) || ' ' || coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), '')
 	          FROM (SELECT (to_jsonb(t) - '{installation_id, claimed_by, duration, match_within,
-	                                        path, not_matched_at, waiting, not_matched}'::text[])::text AS r
+	                                        path, not_matched_at, waiting, not_matched, tags, tag, tag_action}'::text[])::text AS r
 	                  FROM seriesweb.$_ t) s" } @tables),
 	"SELECT string_agg(sequencename || '=' || coalesce(last_value, 0), ' ' ORDER BY sequencename)
 	   FROM pg_sequences WHERE schemaname = 'seriesweb'");
