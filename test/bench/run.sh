@@ -505,18 +505,21 @@ release() {		# run
 		check "**release run $tag**: at the commit $n of $release_n users were waiting, with $distinct due times, read before the due time: $early (the ${release_wait_s} s wait must outlast the COPY)"
 	fi
 	perl "$here/bench.pl" wait "$nginx_log" "$offset" "$release_n" 900 >/dev/null
-	arr=$(perl "$here/bench.pl" arrivals "$nginx_log" "$offset" "/w/u$tag-" "$due")
-	rate=$(kv rate "$arr")
-	result release_rate "$run" "$rate"
-	result release_p50_s "$run" "$(kv t0_p50 "$arr")"
-	result release_p99_s "$run" "$(kv t0_p99 "$arr")"
+	# Deadline: when the last release transaction started (below), to count
+	# what was sent while the worker was still releasing.
 	txs=$(q "SELECT count(DISTINCT created_at), round((extract(epoch FROM min(created_at)) - $due)::numeric, 3),
 	                round((extract(epoch FROM max(created_at)) - $due)::numeric, 3)
 	           FROM seriesweb.deliveries WHERE block_id = $release_hook_block AND user_id LIKE 'u$tag-%'")
 	IFS='|' read -r n first last <<<"$txs"
+	arr=$(perl "$here/bench.pl" arrivals "$nginx_log" "$offset" "/w/u$tag-" "$due" "$(calc "$due + $last")")
+	rate=$(kv rate "$arr")
+	result release_rate "$run" "$rate"
+	result release_p50_s "$run" "$(kv t0_p50 "$arr")"
+	result release_p99_s "$run" "$(kv t0_p99 "$arr")"
 	result release_txs "$run" "$n"
 	result release_first_tx_s "$run" "$first"
 	result release_last_tx_s "$run" "$last"
+	result release_sent_by_last_tx "$run" "$(kv by_deadline "$arr")"
 	log "release of $release_n (COPY $enq s, committed $(calc "$due - $committed") s before the due time): $rate deliveries/s from the due time to the last arrival; release transactions: $n, the first at +$first s, the last at +$last s; $arr"
 	[ "$(kv body "$arr")" = "${body_seen:-$body_bytes}" ] ||
 		check "**release run $tag**: bodies of $(kv body "$arr") B, not ${body_seen:-$body_bytes} B like the other figures'"
@@ -527,15 +530,21 @@ release() {		# run
 	[ "$n" = 0 ] || check "**release run $tag**: $n users still waiting after the run"
 }
 
-# The release next to a plain drain of as many deliveries (ABBA).
+# The worker's CPU time so far (user + system), in seconds.
+worker_cpu_s() {
+	awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$worker_pid/stat"
+}
+
+# The release next to a plain drain of as many deliveries (ABBA), each with
+# the CPU time the worker spent on it (it is idle before and after).
 bench_release() {	# run
-	if [ $(($1 % 2)) = 1 ]; then
-		drain release_drain_rate "$release_n" "$1"
-		release "$1"
-	else
-		release "$1"
-		drain release_drain_rate "$release_n" "$1"
-	fi
+	local variant cpu
+	for variant in $([ $(($1 % 2)) = 1 ] && echo "drain release" || echo "release drain"); do
+		wait_for_worker
+		cpu=$(worker_cpu_s)
+		if [ $variant = drain ]; then drain release_drain_rate "$release_n" "$1"; else release "$1"; fi
+		result "${variant}_worker_cpu_s" "$1" "$(calc "$(worker_cpu_s) - $cpu" 2)"
+	done
 }
 
 # Two databases, the same but for users waiting: each gets the definitions
@@ -755,8 +764,9 @@ after ${slow_window} s. The baseline and measured variants alternate (ABBA), wit
   comes. Rate: deliveries counted by nginx divided by the time from the due time to the last arrival;
   p50/p99: each arrival's time after the due time. Baseline: a plain drain of $release_n queued deliveries
   (as *Delivery throughput*), next to each release run (ABBA). The raw values add the number of release
-  transactions and when the first and the last started after the due time (the deliveries' \`created_at\`),
-  which tells the release's share of the time from the sending's (one worker, one thread does both).
+  transactions, when the first and the last started after the due time (the deliveries' \`created_at\`) and
+  how many deliveries had arrived by then, and the CPU time the worker spent on the release run and on the
+  drain next to it: the release's share of the time from the sending's (one worker, one thread does both).
 - **Latency.** pgbench \`-R 200\` (Poisson arrivals), 4 clients, one event per autocommit INSERT. The commit
   time is when pgbench got the commit acknowledged (its per-transaction log, \`-l\`, microseconds; each
   client's k-th event is its k-th transaction); receipt is nginx's \`\$msec\` (milliseconds, so a value may be
