@@ -280,7 +280,7 @@ sub report
 		{
 			title => "Release of $meta{release_n} users from one wait at the same instant (due time -> last arrival)",
 			key => 'release_rate', base => 'release_drain_rate', unit => '/s',
-			base_title => "plain drain of $meta{release_n} queued (as the drain above), next to it", target => 0.80,
+			base_title => "plain drain of $meta{release_n} queued, measured next to it", target => 0.80,
 			dir => '>=', ratio => 1,
 		},
 		{
