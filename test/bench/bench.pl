@@ -17,7 +17,9 @@
 #       first and last arrival, the rate from T0 (the commit that queued them,
 #       epoch seconds) to the last arrival, how many arrived by DEADLINE,
 #       repeated paths (duplicates), non-200 answers, the median request body
-#       size and the number of connections used.  Prints key=value pairs.
+#       size, the number of connections used, and the 50th and 99th percentile
+#       of the arrivals' time after T0 (seconds; t0_p50, t0_p99: for requests
+#       that were all due at T0).  Prints key=value pairs.
 #
 #   latency LOG OFFSET PREFIX TIMES PGBENCH_LOG...
 #       TIMES holds "user_id|epoch" lines (each event's occurred_at, taken in
@@ -120,7 +122,7 @@ elsif ($cmd eq 'arrivals')
 {
 	my ($log, $offset, $prefix, $t0, $deadline) = @ARGV;
 	my ($n, $first, $last, $by_deadline, $bad) = (0, undef, undef, 0, 0);
-	my (%seen, %conns, @sizes);
+	my (%seen, %conns, @sizes, @after);
 	my $dups = 0;
 	for (lines_after($log, $offset))
 	{
@@ -134,11 +136,13 @@ elsif ($cmd eq 'arrivals')
 		$bad++ if $status ne '200';
 		$conns{$conn} = 1;
 		push @sizes, $len if @sizes < 100000 && $len =~ /^\d+$/;
+		push @after, $t - $t0;
 	}
 	my $span = defined $last ? $last - $t0 : 0;
-	printf "count=%d first=%s last=%s span=%.3f rate=%.1f by_deadline=%d dups=%d non200=%d body=%s conns=%d\n",
+	printf "count=%d first=%s last=%s span=%.3f rate=%.1f by_deadline=%d dups=%d non200=%d body=%s conns=%d"
+	  . " t0_p50=%.3f t0_p99=%.3f\n",
 	  $n, $first // '', $last // '', $span, $span > 0 ? $n / $span : 0, $by_deadline, $dups, $bad,
-	  median(@sizes) // '', scalar keys %conns;
+	  median(@sizes) // '', scalar keys %conns, percentile(50, @after) // -1, percentile(99, @after) // -1;
 }
 elsif ($cmd eq 'latency')
 {
@@ -237,6 +241,12 @@ sub report
 			base_title => 'same table, no trigger', target => 0.90, dir => '>=', ratio => 1,
 		},
 		{
+			title => "Insert TPS, events that match no rule, $meta{held_n} users held in a 1-day wait",
+			key => 'nomatch_waiting_tps', base => 'nomatch_waiting_tps_base', unit => 'TPS',
+			base_title => 'same definitions, users and events, nobody waiting', target => 0.95, dir => '>=',
+			ratio => 1,
+		},
+		{
 			title => "... the same events into the application's own table, watched",
 			key => 'watched_tps', base => 'watched_tps_base', unit => 'TPS',
 			base_title => 'same table, not watched', target => 0.90, dir => '>=', ratio => 1,
@@ -266,6 +276,24 @@ sub report
 			title => "Same, $meta{q2_n} queued",
 			key => 'drain2_rate', base => 'drain1_rate', unit => '/s',
 			base_title => "the $meta{q1_n} run", target => 0.90, dir => '>=', ratio => 1,
+		},
+		{
+			title => "Release of $meta{release_n} users from one wait at the same instant (due time -> last arrival)",
+			key => 'release_rate', base => 'release_drain_rate', unit => '/s',
+			base_title => "plain drain of $meta{release_n} queued, measured next to it", target => 0.80,
+			dir => '>=', ratio => 1,
+		},
+		{
+			title => '... due time -> receipt, p50',
+			key => 'release_p50_s', unit => 's', target => undef, dir => '<=',
+		},
+		{
+			title => '... due time -> receipt, p99',
+			key => 'release_p99_s', unit => 's', target => undef, dir => '<=',
+		},
+		{
+			title => '... due time -> start of the last release transaction',
+			key => 'release_last_tx_s', unit => 's', target => undef, dir => '<=',
 		},
 		{
 			title => 'Commit -> receipt latency at 200 events/s, p50',

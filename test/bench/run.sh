@@ -14,8 +14,8 @@
 # Environment: QUICK=1; BENCH_REPORT (where the report goes); BENCH_KEEP=1
 # keeps the cluster, nginx and the work directory when done (for profiling);
 # BENCH_PGSS=1 preloads pg_stat_statements (track = all) in the bench
-# database; BENCH_ONLY="ceiling nomatch watched fire fire_nw copy queue latency slow"
-# runs a subset ("none": only the setup); PG_CONFIG picks the server.
+# database; BENCH_ONLY="ceiling nomatch nomatch_waiting watched fire fire_nw copy
+# queue release latency slow" runs a subset ("none": only the setup); PG_CONFIG picks the server.
 # profile.sh uses the last three.
 set -euo pipefail
 
@@ -24,7 +24,7 @@ bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 report=${BENCH_REPORT:-$here/report.md}
 quick=${QUICK:-}
 [ "$quick" = 0 ] && quick=""
-only=" ${BENCH_ONLY:-ceiling nomatch watched fire fire_nw copy queue latency slow} "
+only=" ${BENCH_ONLY:-ceiling nomatch nomatch_waiting watched fire fire_nw copy queue release latency slow} "
 
 # Sizes.  Runs alternate baseline and measured variant (ABBA), so drift
 # on this shared machine hits both alike.
@@ -32,9 +32,11 @@ clients=8				# pgbench clients for the insert figures
 if [ -n "$quick" ]; then
 	mode=quick; insert_runs=3; runs=3; insert_s=1; wrk_s=1
 	copy_n=50000; q1_n=5000; q2_n=20000; lat_s=2; slow_n=2000; slow_window=2
+	release_n=10000; release_wait_s=5; held_n=10000
 else
 	mode=full; insert_runs=5; runs=3; insert_s=5; wrk_s=5
 	copy_n=1000000; q1_n=100000; q2_n=1000000; lat_s=15; slow_n=20000; slow_window=10
+	release_n=100000; release_wait_s=15; held_n=100000
 fi
 body_bytes=210
 
@@ -247,7 +249,7 @@ wait_logged() {		# tag offset
 }
 
 # Compare what the database counts as sent for a run with what nginx got.
-verify_run() {		# what tag offset [block_id]
+verify_run() {		# what tag offset [block_id [path_prefix]]
 	local what=$1 tag=$2 offset=$3 block=${4:-} where counts sent failed other got arr
 	where="user_id LIKE 'u$tag-%'"
 	[ -n "$block" ] && where="$where AND block_id = $block"
@@ -255,7 +257,7 @@ verify_run() {		# what tag offset [block_id]
 	                   count(*) FILTER (WHERE status NOT IN ('sent', 'failed'))
 	              FROM seriesweb.deliveries WHERE $where")
 	IFS='|' read -r sent failed other <<<"$counts"
-	local prefix=/d/$tag/
+	local prefix=${5:-/d/$tag/}
 	[ "$what" = "${what#slow}" ] || prefix=/slow/$tag/
 	arr=$(perl "$here/bench.pl" arrivals "$nginx_log" "$offset" "$prefix" 0)
 	got=$(kv count "$arr")
@@ -457,6 +459,143 @@ bench_slow() {		# run
 	done
 }
 
+# The series the release figure waits in: rule "waitsignup" -> a wait of
+# release_wait_s -> a webhook to nginx at /w/<user>.  After a wait there is
+# no event, so the body takes the run from a fallback ("wait"): it renders
+# to the same size as the other webhooks'.  Sets release_wait_block and
+# release_hook_block.
+define_release_series() {
+	local body ids
+	body=$(perl -pe 's/\{event\.run\}/{event.run | fallback: \\"wait\\"}/' <<<"$body_template")
+	ids=$(psql_db bench -At -v base="$base_url" -v body="$body" -v wait="$release_wait_s seconds" <<-'EOF'
+	SELECT seriesweb.create_series('release') AS sid \gset
+	SELECT seriesweb.add_rule(:sid, 'waits', 'waitsignup') AS rid \gset
+	SELECT seriesweb.add_wait(:sid, 'a short wait', :rid, :'wait') AS wid \gset
+	SELECT seriesweb.add_webhook(:sid, 'after the wait', :'base' || '/w/{user.id}', :wid,
+								 body => :'body') AS hid \gset
+	SELECT seriesweb.set_live(:sid) \gset
+	SELECT :wid || ' ' || :hid;
+	EOF
+	)
+	read -r release_wait_block release_hook_block <<<"$ids"
+}
+
+# release_n new users reach the wait in one COPY (one statement, so one
+# now() and one due_at for all) while the worker is idle; time from the
+# due time, read from seriesweb.timers before it comes, to the last arrival
+# at nginx.  The deliveries' created_at is the now() of the release
+# transaction that enqueued them: when the worker released the first and
+# the last batch of users, to tell releasing from sending.
+release() {		# run
+	local run=$1 offset enq committed timers n distinct due early arr rate txs first last
+	next_tag
+	write_events "$work/release.tsv" "$release_n" "$tag" waitsignup
+	psql_db bench -c "TRUNCATE seriesweb.events, seriesweb.deliveries, seriesweb.delivery_attempts" \
+		-c "VACUUM ANALYZE seriesweb.deliveries, seriesweb.timers" -c CHECKPOINT
+	wait_for_worker
+	offset=$(log_size)
+	enq=$(copy_events bench "$work/release.tsv")
+	[ -n "$enq" ] || return 0
+	committed=$(now)
+	timers=$(q "SELECT count(*), count(DISTINCT due_at), extract(epoch FROM min(due_at)),
+	                   min(due_at) > clock_timestamp()
+	              FROM seriesweb.timers WHERE block_id = $release_wait_block AND user_id LIKE 'u$tag-%'")
+	IFS='|' read -r n distinct due early <<<"$timers"
+	if [ "$n" != "$release_n" ] || [ "$distinct" != 1 ] || [ "$early" != t ]; then
+		check "**release run $tag**: at the commit $n of $release_n users were waiting, with $distinct due times, read before the due time: $early (the ${release_wait_s} s wait must outlast the COPY)"
+	fi
+	perl "$here/bench.pl" wait "$nginx_log" "$offset" "$release_n" 900 >/dev/null
+	# Deadline: when the last release transaction started (below), to count
+	# what was sent while the worker was still releasing.
+	txs=$(q "SELECT count(DISTINCT created_at), round((extract(epoch FROM min(created_at)) - $due)::numeric, 3),
+	                round((extract(epoch FROM max(created_at)) - $due)::numeric, 3)
+	           FROM seriesweb.deliveries WHERE block_id = $release_hook_block AND user_id LIKE 'u$tag-%'")
+	IFS='|' read -r n first last <<<"$txs"
+	arr=$(perl "$here/bench.pl" arrivals "$nginx_log" "$offset" "/w/u$tag-" "$due" "$(calc "$due + $last")")
+	rate=$(kv rate "$arr")
+	result release_rate "$run" "$rate"
+	result release_p50_s "$run" "$(kv t0_p50 "$arr")"
+	result release_p99_s "$run" "$(kv t0_p99 "$arr")"
+	result release_txs "$run" "$n"
+	result release_first_tx_s "$run" "$first"
+	result release_last_tx_s "$run" "$last"
+	result release_sent_by_last_tx "$run" "$(kv by_deadline "$arr")"
+	log "release of $release_n (COPY $enq s, committed $(calc "$due - $committed") s before the due time): $rate deliveries/s from the due time to the last arrival; release transactions: $n, the first at +$first s, the last at +$last s; $arr"
+	[ "$(kv body "$arr")" = "${body_seen:-$body_bytes}" ] ||
+		check "**release run $tag**: bodies of $(kv body "$arr") B, not ${body_seen:-$body_bytes} B like the other figures'"
+	wait_queue_idle
+	wait_logged "$tag" "$offset"
+	verify_run "release of $release_n from one wait" "$tag" "$offset" "$release_hook_block" "/w/u$tag-"
+	n=$(q "SELECT count(*) FROM seriesweb.timers WHERE block_id = $release_wait_block")
+	[ "$n" = 0 ] || check "**release run $tag**: $n users still waiting after the run"
+}
+
+# The worker's CPU time so far (user + system), in seconds.
+worker_cpu_s() {
+	awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$worker_pid/stat"
+}
+
+# The release next to a plain drain of as many deliveries (ABBA), each with
+# the CPU time the worker spent on it (it is idle before and after).
+bench_release() {	# run
+	local variant cpu
+	for variant in $([ $(($1 % 2)) = 1 ] && echo "drain release" || echo "release drain"); do
+		wait_for_worker
+		cpu=$(worker_cpu_s)
+		if [ $variant = drain ]; then drain release_drain_rate "$release_n" "$1"; else release "$1"; fi
+		result "${variant}_worker_cpu_s" "$1" "$(calc "$(worker_cpu_s) - $cpu" 2)"
+	done
+}
+
+# Two databases, the same but for users waiting: each gets the definitions
+# of bench and a series "held" (rule "hold" -> wait 1 day -> webhook), then
+# the same statement inserting a "hold" event for users p1 ... p<held_n>
+# (every user of nomatch.sql among them).  In bench_held the series is live
+# then, so they all wait, for the rest of the benchmark; in bench_free it is
+# still a draft then (the events match nothing, the users are created all
+# the same) and is set live after.  The worker serves neither: nothing in
+# them falls due.
+setup_waiting() {
+	local db state
+	for db in bench_held bench_free; do
+		psql_db postgres -c "CREATE DATABASE $db"
+		define_series $db
+		psql_db $db -v base="$base_url" -v n="$held_n" -v live="$([ $db = bench_held ] && echo true || echo false)" <<-'EOF' >/dev/null
+		SELECT seriesweb.create_series('held') AS sid \gset
+		SELECT seriesweb.add_rule(:sid, 'hold', 'hold') AS rid \gset
+		SELECT seriesweb.add_wait(:sid, 'a day', :rid, '1 day') AS wid \gset
+		SELECT seriesweb.add_webhook(:sid, 'after a day', :'base' || '/held/{user.id}', :wid);
+		\if :live
+		SELECT seriesweb.set_live(:sid);
+		\endif
+		INSERT INTO seriesweb.events (user_id, name, properties)
+			SELECT 'p' || i, 'hold', '{}' FROM generate_series(1, :n) i;
+		SELECT seriesweb.set_live(:sid);
+		VACUUM ANALYZE;
+		EOF
+		state=$(psql_db $db -Atc "SELECT (SELECT count(*) FROM seriesweb.timers) || ' waiting, ' ||
+		                                 (SELECT count(*) FROM seriesweb.users) || ' users'")
+		log "$db: $state"
+		if [ $db = bench_held ]; then
+			[ "${state%% *}" = "$held_n" ] || check "**bench_held**: $state, $held_n waiting expected"
+		else
+			[ "${state%% *}" = 0 ] || check "**bench_free**: $state, none waiting expected"
+		fi
+	done
+}
+
+bench_nomatch_waiting() {	# run
+	local run=$1 order tps db
+	if [ $((run % 2)) = 1 ]; then order="bench_free bench_held"; else order="bench_held bench_free"; fi
+	for db in $order; do
+		psql_db $db -c CHECKPOINT
+		tps=$(pgbench -c $clients -j 2 -T $insert_s -f "$work/nomatch.sql" "$db" | awk '/^tps/ {print $3}')
+		[ -n "$tps" ] || die "pgbench failed (nomatch.sql, $db)"
+		if [ $db = bench_free ]; then result nomatch_waiting_tps_base "$run" "$tps"; else result nomatch_waiting_tps "$run" "$tps"; fi
+		log "nomatch in $db run $run: $tps TPS"
+	done
+}
+
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -515,6 +654,10 @@ fi
 if has nomatch; then
 	for run in $(seq $insert_runs); do insert_pair nomatch_tps bench nomatch.sql "$run"; done
 fi
+if has nomatch_waiting; then
+	setup_waiting
+	for run in $(seq $insert_runs); do bench_nomatch_waiting "$run"; done
+fi
 if has watched; then
 	for run in $(seq $insert_runs); do insert_pair watched_tps bench watched.sql "$run" app_events seriesweb_watch; done
 fi
@@ -532,6 +675,10 @@ if has queue; then
 		drain drain1_rate "$q1_n" "$run"
 		drain drain2_rate "$q2_n" "$run" rss
 	done
+fi
+if has release; then
+	define_release_series
+	for run in $(seq $runs); do bench_release "$run"; done
 fi
 if has latency; then
 	for run in $(seq $runs); do bench_latency "$run"; done
@@ -566,6 +713,8 @@ thousands() { perl -e '$_ = shift; 1 while s/^(\d+)(\d{3})/$1,$2/; print' "$1"; 
 meta copy_n "$(thousands "$copy_n")"
 meta q1_n "$(thousands "$q1_n")"
 meta q2_n "$(thousands "$q2_n")"
+meta release_n "$(thousands "$release_n")"
+meta held_n "$(thousands "$held_n")"
 meta body "${body_seen:-$body_bytes}"
 contention="load average $load_at_start at the start, $(cut -d' ' -f1 /proc/loadavg) at the end"
 if [ -n "$stall_at_start" ]; then
@@ -599,6 +748,25 @@ after ${slow_window} s. The baseline and measured variants alternate (ABBA), wit
   from the commit to the last arrival. Baseline: nginx's ceiling, \`wrk -t2 -c64\` POSTing the same body size
   to the same server (logging too). Queue tables are emptied and vacuumed before each drain; the 100k and 1M
   runs alternate.
+- **Insert TPS with users waiting.** The *no rule* script again, in two databases made alike for it (the
+  definitions above plus a series \`held\`: rule on \`hold\` -> wait 1 day -> webhook), each given the same
+  single INSERT of a \`hold\` event for users \`p1\` ... \`p$held_n\` (so every user the script sends events of
+  is among them). In the measured database the series was live then, so $held_n users are held in the wait
+  (rows in \`seriesweb.timers\`) for the whole benchmark; in the baseline it was still a draft, so the same
+  events matched nothing (the same users were created), and it was set live after: same definitions, users
+  and events, nobody waiting. The runs alternate between the two databases (ABBA), a CHECKPOINT before each.
+  Neither alternative within one database is sound: pausing the series keeps its timers, and deleting and
+  restoring $held_n timer rows between runs leaves dead rows in one variant only.
+- **Release from a wait.** Series \`release\`: rule on \`waitsignup\` -> wait ${release_wait_s} s -> webhook to
+  nginx (the same body; the run comes from a fallback, as there is no event after a wait). One COPY of
+  $release_n \`waitsignup\` events of new users, while the worker is idle, puts them all in the wait with
+  the same due time (the statement's \`now()\` + ${release_wait_s} s), read from \`seriesweb.timers\` before it
+  comes. Rate: deliveries counted by nginx divided by the time from the due time to the last arrival;
+  p50/p99: each arrival's time after the due time. Baseline: a plain drain of $release_n queued deliveries
+  (as *Delivery throughput*), next to each release run (ABBA). The raw values add the number of release
+  transactions, when the first and the last started after the due time (the deliveries' \`created_at\`) and
+  how many deliveries had arrived by then, and the CPU time the worker spent on the release run and on the
+  drain next to it: the release's share of the time from the sending's (one worker, one thread does both).
 - **Latency.** pgbench \`-R 200\` (Poisson arrivals), 4 clients, one event per autocommit INSERT. The commit
   time is when pgbench got the commit acknowledged (its per-transaction log, \`-l\`, microseconds; each
   client's k-th event is its k-th transaction); receipt is nginx's \`\$msec\` (milliseconds, so a value may be
