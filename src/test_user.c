@@ -101,3 +101,22 @@ sw_test_user_load(const char *test_user, SwContext *ctx, MemoryContext cxt)
 	ctx->user_id = SPI_getvalue(tup, desc, 1);
 	sw_ctx_set_user(ctx, tup, desc, 2);
 }
+
+/* seriesweb._test_user(test_user): the user_id of the test user, for journey(). */
+PG_FUNCTION_INFO_V1(sw_test_user_id);
+Datum
+sw_test_user_id(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	SwContext	  ctx;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("journey needs a test user"),
+				 errhint("Pass the user_id, email or exact name of a seriesweb.users row.")));
+	memset(&ctx, 0, sizeof(ctx));
+	SPI_connect();
+	sw_test_user_load(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ctx, caller);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(ctx.user_id));
+}
