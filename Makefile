@@ -14,7 +14,7 @@ SHLIB_LINK  = -lcurl
 
 # pg_regress suites (test/sql, test/expected), run against a throwaway
 # instance by check-regress in mk/test.mk.
-REGRESS = schema validation matching templates filters testing guard limits privileges bad_input seeing watching
+REGRESS = schema validation matching templates filters testing guard limits privileges bad_input seeing watching journey
 REGRESS_OPTS = --inputdir=test
 
 # Debian's versioned pg_config first, so that a client-only pg_config on the

@@ -963,6 +963,66 @@ END
 $$;
 
 ------------------------------------------------------------------------------
+-- A user's journey: where a user is in each series, and why a rule does or
+-- does not hold for them
+------------------------------------------------------------------------------
+
+-- The user_id of the user that test_webhook() finds for test_user (by
+-- user_id, email or name; none or several: an error listing candidates).
+CREATE FUNCTION seriesweb._test_user(test_user text) RETURNS text
+	LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_test_user_id';
+
+-- A row per block the user has been armed on or has reached, in the order
+-- they got there: armed (a rule waiting for an event), waiting (held by a
+-- wait, or armed on a timed rule: a timer says until when), reached, or
+-- not_matched (a timed rule's deadline passed); since is when that state
+-- began; a webhook's row carries its delivery.  ('cancelled' comes with
+-- exit rules, pass 2 and later with re-entry.)  The lookup comes first and
+-- alone (OFFSET 0, LATERAL), so an unknown user is an error even when no
+-- one has any progress.  It shows no URL, header, body or secret and reads
+-- tables no role is granted (progress, timers), so it is SECURITY DEFINER
+-- like series_diagram; an unknown user's error lists other users' ids and
+-- emails, so it is for authors (see the README).  $2 is series_id: the
+-- name is also a result column's.
+CREATE FUNCTION seriesweb.journey(test_user text, series_id int DEFAULT NULL)
+RETURNS TABLE (series_id int, block_id int, title text, kind text, pass int, state text,
+			   since timestamptz, due_at timestamptz, delivery_id bigint, delivery_status text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SELECT j.series_id, j.block_id, j.title, j.kind, j.pass, j.state, j.since, j.due_at,
+	   j.delivery_id, j.delivery_status
+  FROM (SELECT seriesweb._test_user($1) AS user_id OFFSET 0) AS u,
+	   LATERAL (
+		SELECT b.series_id, b.block_id, b.title, b.kind, 1 AS pass,
+			   CASE WHEN p.not_matched_at IS NOT NULL THEN 'not_matched'
+					WHEN t.due_at IS NOT NULL THEN 'waiting'
+					WHEN p.reached_at IS NOT NULL THEN 'reached'
+					ELSE 'armed' END AS state,
+			   coalesce(p.not_matched_at, p.reached_at, p.armed_at) AS since,
+			   t.due_at, d.delivery_id, d.status AS delivery_status
+		  FROM seriesweb.blocks b
+		  JOIN seriesweb.progress p ON p.block_id = b.block_id AND p.user_id = u.user_id
+		  LEFT JOIN seriesweb.timers t ON t.block_id = p.block_id AND t.user_id = p.user_id
+		  LEFT JOIN seriesweb.deliveries d ON d.block_id = p.block_id AND d.user_id = p.user_id
+		 WHERE $2 IS NULL OR b.series_id = $2) AS j
+ ORDER BY j.series_id, j.since, j.block_id, j.delivery_id
+$$;
+
+-- Each condition of a rule's filters evaluated for the user now, by the
+-- matcher's own code; src/explain.c says what the rows are.  It reads the
+-- rule's filters and the user with the caller's rights, like preview():
+-- for authors.
+CREATE FUNCTION seriesweb.explain(block_id int, test_user text)
+RETURNS TABLE (condition text, attribute text, actual jsonb, holds bool)
+	LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_explain';
+
+-- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing.
+REVOKE ALL ON FUNCTION seriesweb._test_user(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.journey(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.explain(int, text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
 -- Initial privileges: only what the scripts grant
 ------------------------------------------------------------------------------
 

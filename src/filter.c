@@ -27,6 +27,11 @@
  *	  field (a user without email) is missing;
  *	- an empty array or "all" group always holds; an empty "any" never does.
  *
+ * Explanation (sw_filter_explain, for seriesweb.explain()) walks the same
+ * tree and reports every group and condition with its result, computed by
+ * the evaluation code above, so that explain() and the matcher can never
+ * disagree about an operator.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -747,6 +752,67 @@ sw_filter_eval(const SwFilter *filter, const SwContext *ctx)
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(eval_context);
 	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * Explanation: each group and condition with its result, for explain()
+ * ---------------------------------------------------------------------
+ */
+
+static const char *
+operator_name(FilterOp op)
+{
+	for (int i = 0; i < lengthof(operators); i++)
+		if (operators[i].op == op)
+			return operators[i].name;
+	return "?";
+}
+
+/* The condition as written: user.plan eq "pro", user.email exists. */
+static char *
+condition_text(const FilterCondition *cond)
+{
+	if (cond->value_doc == NULL)
+		return psprintf("%s %s", cond->path.text, operator_name(cond->op));
+	return psprintf("%s %s %s", cond->path.text, operator_name(cond->op),
+					JsonbToCString(NULL, &cond->value_doc->root, VARSIZE(cond->value_doc)));
+}
+
+/*
+ * A group's result is eval_node's, so it is the matcher's by construction;
+ * its members are then evaluated one by one to show each of them.  Runs in
+ * CurrentMemoryContext, not eval_context: the steps outlive the call.
+ */
+static void
+explain_node(const SwFilter *f, const SwContext *ctx, int depth, List **steps)
+{
+	SwFilterStep *step = palloc0(sizeof(SwFilterStep));
+	JsonbValue	  found;
+
+	check_stack_depth();
+	step->depth = depth;
+	step->holds = eval_node(f, ctx);
+	*steps = lappend(*steps, step);
+	if (f->kind == FILTER_CONDITION)
+	{
+		step->condition = condition_text(&f->cond);
+		step->attribute = pstrdup(f->cond.path.text);
+		if (sw_attr_lookup(ctx, &f->cond.path, &found))
+			step->actual = JsonbValueToJsonb(&found);
+		return;
+	}
+	step->condition = f->kind == FILTER_ANY ? "any of" : "all of";
+	for (int i = 0; i < f->nchildren; i++)
+		explain_node(f->children[i], ctx, depth + 1, steps);
+}
+
+List *
+sw_filter_explain(const SwFilter *filter, const SwContext *ctx)
+{
+	List *steps = NIL;
+
+	explain_node(filter, ctx, 0, &steps);
+	return steps;
 }
 
 /* ---------------------------------------------------------------------

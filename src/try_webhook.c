@@ -4,14 +4,14 @@
  *	  seriesweb.test_webhook() and seriesweb.preview(): try a webhook block
  *	  against a test user before the series goes live.
  *
- * Both resolve the test user (by user_id, email or name; none or several is
- * an error that lists candidates), compile the block and render it for that
- * user with the same code a delivery uses (render.c), and add what the
- * sender adds (User-Agent, signature headers).  preview() stops there;
- * test_webhook() sends the request from the calling backend through the
- * same sender as the worker (timeout, no redirects, http/https only,
- * destination checks), waiting in short slices so that a query cancel or
- * statement_timeout interrupts it at once.  Neither touches the queue or
+ * Both resolve the test user (test_user.c: by user_id, email or name; none
+ * or several is an error that lists candidates), compile the block and
+ * render it for that user with the same code a delivery uses (render.c),
+ * and add what the sender adds (User-Agent, signature headers).  preview()
+ * stops there; test_webhook() sends the request from the calling backend
+ * through the same sender as the worker (timeout, no redirects, http/https
+ * only, destination checks), waiting in short slices so that a query cancel
+ * or statement_timeout interrupts it at once.  Neither touches the queue or
  * the statistics.  The context has the user and company but no event:
  * event.* attributes are missing (fallbacks apply), and the default
  * payload's delivery_id is 0.
@@ -30,6 +30,7 @@
 #include "render.h"
 #include "sender.h"
 #include "sign.h"
+#include "test_user.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -48,90 +49,6 @@ static char *
 column_as_text(HeapTuple tup, TupleDesc desc, int col)
 {
 	return SPI_getvalue(tup, desc, col);
-}
-
-/* "u1 (a@example.com), u2 (no email)" for the rows of the last query. */
-static char *
-list_users(uint64 n)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (uint64 i = 0; i < n; i++)
-	{
-		char *email = column_as_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-
-		appendStringInfo(&buf, "%s%s (%s)", i ? ", " : "",
-						 column_as_text(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
-						 email ? email : "no email");
-	}
-	return buf.data;
-}
-
-/* Users whose id, email or name contain what was asked for, to suggest. */
-/* clang-format off */
-static const char similar_users_sql[] =
-	"SELECT user_id, email FROM seriesweb.users "
-	" WHERE strpos(lower(user_id), lower($1)) > 0 "
-	"    OR strpos(lower(email), lower($1)) > 0 "
-	"    OR strpos(lower(name), lower($1)) > 0 "
-	" ORDER BY user_id LIMIT 5";
-/* clang-format on */
-
-static void
-user_not_found(const char *test_user)
-{
-	Oid	   argtypes[1] = {TEXTOID};
-	Datum  args[1] = {CStringGetTextDatum(test_user)};
-	uint64 n;
-
-	SPI_execute_with_args(similar_users_sql, 1, argtypes, args, NULL, true, 0);
-	n = SPI_processed;
-	ereport(ERROR,
-			(errcode(ERRCODE_NO_DATA_FOUND),
-			 errmsg("no user has the id, email or name \"%s\"", test_user),
-			 n > 0 ? errdetail("Users whose id, email or name contain it: %s.", list_users(n))
-				   : errdetail("No user's id, email or name contains it either."),
-			 errhint("Pass the user_id, email or exact name of an existing seriesweb.users row.")));
-}
-
-/* The test user and its company; up to 5 rows, to list them when ambiguous. */
-/* clang-format off */
-static const char test_user_sql[] =
-	"SELECT u.user_id, u.email, u.name, u.attributes, "
-	"       u.company_id, c.name, c.attributes, to_jsonb(u) -> 'tags' "
-	"  FROM seriesweb.users u "
-	"  LEFT JOIN seriesweb.companies c ON c.company_id = u.company_id "
-	" WHERE u.user_id = $1 OR lower(u.email) = lower($1) OR u.name = $1 "
-	" ORDER BY u.user_id LIMIT 5";
-/* clang-format on */
-
-/* Fill the user and company part of ctx (allocated in cxt) from the test user. */
-static void
-load_test_user(const char *test_user, SwContext *ctx, MemoryContext cxt)
-{
-	Oid		  argtypes[1] = {TEXTOID};
-	Datum	  args[1] = {CStringGetTextDatum(test_user)};
-	HeapTuple tup;
-	TupleDesc desc;
-
-	if (SPI_execute_with_args(test_user_sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "seriesweb: could not look up the test user");
-	if (SPI_processed == 0)
-		user_not_found(test_user);
-	if (SPI_processed > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_CARDINALITY_VIOLATION),
-				 errmsg("test user \"%s\" is ambiguous: %s%llu users match", test_user,
-						SPI_processed == 5 ? "at least " : "", (unsigned long long) SPI_processed),
-				 errdetail("Matching users: %s.", list_users(SPI_processed)),
-				 errhint("Pass the user_id.")));
-
-	MemoryContextSwitchTo(cxt);
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	ctx->user_id = column_as_text(tup, desc, 1);
-	sw_ctx_set_user(ctx, tup, desc, 2);
 }
 
 /* clang-format off */
@@ -217,7 +134,7 @@ prepare_test_request(int32 block_id, const char *test_user, TestRequest *tr)
 							  DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 5, &isnull)),
 							  column_as_text(tup, desc, 6));
 
-	load_test_user(test_user, &ctx, caller);
+	sw_test_user_load(test_user, &ctx, caller);
 	memset(&tr->req, 0, sizeof(tr->req));
 	error = sw_webhook_render(tmpl, &ctx, 0, &tr->req);
 	if (error)

@@ -111,6 +111,10 @@ SELECT * FROM seriesweb.preview(NULL, 'u1');
 SELECT * FROM seriesweb.preview(:hook, NULL);
 SELECT * FROM seriesweb.test_webhook(NULL, 'u1');
 SELECT * FROM seriesweb.test_webhook(:hook, NULL);
+-- journey and explain likewise.
+SELECT * FROM seriesweb.journey(NULL);
+SELECT * FROM seriesweb.explain(NULL, 'u1');
+SELECT * FROM seriesweb.explain(:ping, NULL);
 -- retry_delivery and retry_failed.
 SELECT seriesweb.retry_delivery(NULL);
 SELECT seriesweb.retry_failed(NULL);
@@ -190,6 +194,11 @@ INSERT INTO seriesweb.events (user_id, name) VALUES ('u1', repeat('e', 1000000))
 -- the delivery failed with the reason; the INSERT succeeded.
 SELECT status, last_error FROM seriesweb.deliveries WHERE block_id = :long_hook;
 SELECT * FROM pg_temp.queue();
+-- explain shows the rule's 1 MB event name as its first condition.
+SELECT length(condition), holds FROM seriesweb.explain(:long_rule, 'u1') LIMIT 1;
+-- A test user of 1 MB is looked for, not found, and quoted whole.
+SELECT pg_temp.outcome($$SELECT count(*) FROM seriesweb.journey(repeat('u', 1000000))$$);
+SELECT pg_temp.outcome($$SELECT count(*) FROM seriesweb.explain($$ || :ping || $$, repeat('u', 1000000))$$);
 
 -- A URL of 1 MB is refused when the block is defined (8192 bytes at most).
 SELECT seriesweb.add_webhook(:s, 'w', 'http://127.0.0.1:9/' || repeat('a', 1000000), :ping);
