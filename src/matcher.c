@@ -37,6 +37,7 @@
 #include "series_cache.h"
 #include "text_hash.h"
 #include "users_cache.h"
+#include "users_index.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -148,14 +149,13 @@ unknown_event_users(SwCache *cache, Tuplestorestate *events, TupleTableSlot *slo
 #define CREATED_KEEP_MAX 10000
 
 /*
- * Existing users are filtered out before the insert: a row that reaches it
- * costs the table's CHECK constraints, prepared again for each execution,
- * even when ON CONFLICT then skips it.
+ * Only ids the primary key does not hold reach it (users_index.c): a row
+ * that does costs the table's CHECK constraints, prepared again for each
+ * execution, even when ON CONFLICT (a concurrent creator) then skips it.
  */
 /* clang-format off */
 #define CREATE_USERS_SQL \
 	"INSERT INTO seriesweb.users (user_id) SELECT u FROM unnest($1) AS u " \
-	" WHERE NOT EXISTS (SELECT FROM seriesweb.users WHERE user_id = u) " \
 	"ON CONFLICT (user_id) DO NOTHING"
 
 static const char create_users_sql[] =
@@ -224,11 +224,17 @@ create_missing_users(SwCache *cache, Tuplestorestate *events, TupleTableSlot *sl
 {
 	int	   n;
 	Datum *ids = unknown_event_users(cache, events, slot, src, cxt, &n, relevant);
-	uint64 created_n;
+	Datum *missing;
+	int	   nmissing;
+	uint64 created_n = 0;
 
 	if (n == 0)
 		return NULL;
-	created_n = insert_missing_users(ids, n);
+	missing = palloc(sizeof(Datum) * n);
+	memcpy(missing, ids, sizeof(Datum) * n);
+	nmissing = sw_users_index_missing(missing, n);
+	if (nmissing > 0)
+		created_n = insert_missing_users(missing, nmissing);
 	MemoryContextSwitchTo(cxt);
 	for (int i = 0; i < n; i++)
 		sw_user_ensured((text *) DatumGetPointer(ids[i]));
