@@ -1122,7 +1122,9 @@ CREATE INDEX delivery_attempts_started ON seriesweb.delivery_attempts (started_a
 -- many rows, and right after purges); status is the current one, so these
 -- are gauges (a retried failure leaves "failed").  Latency and attempts
 -- are those of the last hour (delivery_attempts_started); the age of the
--- oldest due delivery reads the first entry of deliveries_due.
+-- oldest due delivery reads the first entry of deliveries_due, that of the
+-- oldest due timer of a live series (how late releases run) the first
+-- entry of each live block in timers_due.
 CREATE VIEW seriesweb.metrics AS
 SELECT 'seriesweb_deliveries'::text AS name,
 	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
@@ -1136,6 +1138,18 @@ SELECT 'seriesweb_block_reached_total',
 	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
 						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
 	   b.reached::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_block_waiting',
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
+	   b.waiting::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_block_not_matched_total',
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
+	   b.not_matched::float8
   FROM seriesweb.block_stats b
 UNION ALL
 SELECT 'seriesweb_attempts_last_hour',
@@ -1166,6 +1180,15 @@ SELECT 'seriesweb_queue_oldest_due_age_seconds',
 	   coalesce(extract(epoch FROM now() - min(d.next_attempt_at)), 0)::float8
   FROM seriesweb.deliveries d
  WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+UNION ALL
+SELECT 'seriesweb_queue_oldest_due_timer_age_seconds',
+	   jsonb_build_object('database', current_database()::text),
+	   coalesce(extract(epoch FROM now() - min(t.due_at)), 0)::float8
+  FROM seriesweb.blocks b
+  JOIN seriesweb.series s ON s.series_id = b.series_id AND s.state = 'live'
+ CROSS JOIN LATERAL (SELECT x.due_at FROM seriesweb.timers x
+					  WHERE x.block_id = b.block_id ORDER BY x.due_at LIMIT 1) AS t
+ WHERE t.due_at <= now()
 UNION ALL
 SELECT 'seriesweb_worker_status',
 	   jsonb_build_object('database', coalesce(w.database, current_database()::text), 'state', w.state),
