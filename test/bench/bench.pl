@@ -267,6 +267,11 @@ sub report
 			base_title => 'plain COPY into the same table', target => 2.0, dir => '<=', ratio => 1,
 		},
 		{
+			title => "First import into a fresh install, single-row INSERTs in one transaction (time)",
+			key => 'import_first_s', base => 'import_second_s', unit => 's',
+			base_title => 'the same import again', target => 1.2, dir => '<=', ratio => 1,
+		},
+		{
 			title => "Delivery throughput, $meta{q1_n} queued, $meta{body} B JSON to nginx",
 			key => 'drain1_rate', base => 'ceiling', unit => '/s',
 			base_title => 'nginx ceiling under wrk', target => 10000, target_text => '>= 10,000/s (>= 0.1x)',

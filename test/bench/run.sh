@@ -15,7 +15,7 @@
 # keeps the cluster, nginx and the work directory when done (for profiling);
 # BENCH_PGSS=1 preloads pg_stat_statements (track = all) in the bench
 # database; BENCH_ONLY="ceiling nomatch nomatch_waiting watched fire fire_nw copy
-# queue release latency slow" runs a subset ("none": only the setup); PG_CONFIG picks the server.
+# import queue release latency slow" runs a subset ("none": only the setup); PG_CONFIG picks the server.
 # profile.sh uses the last three.
 set -euo pipefail
 
@@ -24,18 +24,18 @@ bindir=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 report=${BENCH_REPORT:-$here/report.md}
 quick=${QUICK:-}
 [ "$quick" = 0 ] && quick=""
-only=" ${BENCH_ONLY:-ceiling nomatch nomatch_waiting watched fire fire_nw copy queue release latency slow} "
+only=" ${BENCH_ONLY:-ceiling nomatch nomatch_waiting watched fire fire_nw copy import queue release latency slow} "
 
 # Sizes.  Runs alternate baseline and measured variant (ABBA), so drift
 # on this shared machine hits both alike.
 clients=8				# pgbench clients for the insert figures
 if [ -n "$quick" ]; then
 	mode=quick; insert_runs=3; runs=3; insert_s=1; wrk_s=1
-	copy_n=50000; q1_n=5000; q2_n=20000; lat_s=2; slow_n=2000; slow_window=2
+	import_n=2000; copy_n=50000; q1_n=5000; q2_n=20000; lat_s=2; slow_n=2000; slow_window=2
 	release_n=10000; release_wait_s=5; held_n=10000
 else
 	mode=full; insert_runs=5; runs=3; insert_s=5; wrk_s=5
-	copy_n=1000000; q1_n=100000; q2_n=1000000; lat_s=15; slow_n=20000; slow_window=10
+	import_n=20000; copy_n=1000000; q1_n=100000; q2_n=1000000; lat_s=15; slow_n=20000; slow_window=10
 	release_n=100000; release_wait_s=15; held_n=100000
 fi
 body_bytes=210
@@ -324,6 +324,30 @@ insert_pair() {		# key db script run [table trigger]
 		fi
 	done
 	psql_db "$db" -c "ALTER TABLE $table ENABLE TRIGGER $trigger"
+}
+
+# A first import into a fresh install, as single-row INSERT statements in
+# one transaction (the way a trigger on the application's own table calls
+# in), against the same import again: a plan made while seriesweb.users was
+# empty must not make the first one quadratic.  Each run in a database of
+# its own, created for it.
+bench_import() {		# run
+	local run=$1 db=import_$1 first second
+	psql_db bench -c "CREATE DATABASE $db" >/dev/null
+	psql_db "$db" -c "CREATE EXTENSION seriesweb" >/dev/null
+	for batch in a b; do
+		perl -e 'my ($b, $n) = @ARGV; print "BEGIN;\n";
+			print "INSERT INTO seriesweb.events (user_id, name) VALUES (\x27$b$_\x27, \x27imported\x27);\n" for 1 .. $n;
+			print "COMMIT;\n"' "$batch" "$import_n" >"$work/import-$batch.sql"
+	done
+	first=$(now); psql_db "$db" -f "$work/import-a.sql" >/dev/null; first=$(calc "$(now) - $first")
+	second=$(now); psql_db "$db" -f "$work/import-b.sql" >/dev/null; second=$(calc "$(now) - $second")
+	result import_first_s "$run" "$first"
+	result import_second_s "$run" "$second"
+	log "import of $import_n single-row INSERTs, run $run: first $first s, second $second s"
+	[ "$(psql_db "$db" -Atc "SELECT count(*) FROM seriesweb.users")" = $((2 * import_n)) ] ||
+		check "**MISMATCH** import run $run: not every user was created"
+	psql_db bench -c "DROP DATABASE $db" >/dev/null
 }
 
 # In bench_nw: the worker only sees the deliveries once the COPY commits, so
@@ -669,6 +693,9 @@ if has fire_nw; then
 fi
 if has copy; then
 	for run in $(seq $runs); do bench_copy "$run"; done
+fi
+if has import; then
+	for run in $(seq $runs); do bench_import "$run"; done
 fi
 if has queue; then
 	for run in $(seq $runs); do
