@@ -1,10 +1,11 @@
 /*
  * seriesweb 0.1 -> 0.2 - update script.
  *
- * Everything here is also in seriesweb--0.2.sql, in the same order and the
- * same words, so that an updated 0.1 and a fresh 0.2 are the same catalog
+ * Everything here is also in seriesweb--0.2.sql, in the same words, so
+ * that an updated 0.1 and a fresh 0.2 are the same catalog
  * (test/t/080_upgrade.pl compares them).  Columns are added at the end of
- * their tables in both.
+ * their tables in both.  The order is the one an update needs: a view is
+ * replaced after the columns it reads.
  */
 
 \echo Use "ALTER EXTENSION seriesweb UPDATE TO '0.2'" to load this file. \quit
@@ -120,339 +121,6 @@ CREATE FUNCTION seriesweb.workers(
 REVOKE ALL ON FUNCTION seriesweb.workers() FROM PUBLIC;
 GRANT USAGE ON SCHEMA seriesweb TO pg_monitor;
 GRANT EXECUTE ON FUNCTION seriesweb.workers() TO pg_monitor;
-
-------------------------------------------------------------------------------
--- Seeing it: a series as a diagram, metrics for monitoring tools
-------------------------------------------------------------------------------
-
--- Text as a diagram tool reads it between double quotes: a line break for
--- each line end (CR LF, CR, LF, U+2028, U+2029), a space for any other
--- control character, then the format's escapes.  mermaid: an entity code
--- (#35; for #) for each ASCII character that it, its markdown or its HTML
--- labels could read as syntax.  dot: a backslash before \ and " (so that
--- \N, \l and the like stay literal) and &amp; for & (Graphviz reads
--- entities).  Other characters, non-ASCII ones included, are kept: both
--- tools read UTF-8, and Graphviz 2.42 mangles entities above U+FFFF.
-CREATE FUNCTION seriesweb._diagram_text(format text, t text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-	SELECT string_agg(
-			CASE format
-				WHEN 'dot' THEN replace(replace(replace(p.plain, '\', '\\'), '"', '\"'), '&', '&amp;')
-				ELSE (SELECT coalesce(string_agg(
-								CASE WHEN strpos('"#$&*<>[\]^_`{|}~', c.ch) > 0
-									 THEN '#' || ascii(c.ch) || ';' ELSE c.ch END, '' ORDER BY c.i), '')
-						FROM regexp_split_to_table(p.plain, '') WITH ORDINALITY AS c(ch, i))
-			END,
-			CASE format WHEN 'dot' THEN '\n' ELSE '<br>' END ORDER BY l.n)
-	  FROM regexp_split_to_table(t, '\r\n|[\n\r\u2028\u2029]') WITH ORDINALITY AS l(line, n),
-		   LATERAL regexp_replace(l.line, '[\u0001-\u001f\u007f-\u009f]', ' ', 'g') AS p(plain)
-$$;
-
--- One block as a node, shaped by its kind (a kind without a shape of its
--- own is drawn round), labelled with its lines of text.
-CREATE FUNCTION seriesweb._diagram_node(format text, block_id int, kind text, lines text[])
-RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	label text := seriesweb._diagram_text(format, array_to_string(lines, E'\n'));
-BEGIN
-	IF format = 'dot' THEN
-		RETURN pg_catalog.format('  b%s [shape=%s, label="%s"];', block_id,
-			CASE kind WHEN 'rule' THEN 'box, style=rounded' WHEN 'webhook' THEN 'box'
-				ELSE 'ellipse' END,
-			label);
-	END IF;
-	RETURN CASE kind
-		WHEN 'rule' THEN pg_catalog.format('    b%s(["%s"])', block_id, label)
-		WHEN 'webhook' THEN pg_catalog.format('    b%s["%s"]', block_id, label)
-		ELSE pg_catalog.format('    b%s("%s")', block_id, label)
-	END;
-END
-$$;
-
--- One connection as an edge; the not-matched path of a timed rule dashed
--- and labelled.
-CREATE FUNCTION seriesweb._diagram_edge(format text, from_block int, to_block int, path text)
-RETURNS text
-LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-	SELECT CASE
-		WHEN format = 'dot' AND path = 'not_matched'
-			THEN pg_catalog.format('  b%s -> b%s [style=dashed, label="not matched"];', from_block, to_block)
-		WHEN format = 'dot'
-			THEN pg_catalog.format('  b%s -> b%s;', from_block, to_block)
-		WHEN path = 'not_matched'
-			THEN pg_catalog.format('  b%s -.->|not matched| b%s', from_block, to_block)
-		ELSE pg_catalog.format('  b%s --> b%s', from_block, to_block)
-	END
-$$;
-
--- The series as text for a diagram tool, 'mermaid' (a flowchart) or 'dot'
--- (Graphviz): one node per block with its title, kind and counts as
--- seriesweb.block_stats has them, one edge per connection.  It shows no
--- URL, header, body or secret, so it is SECURITY DEFINER: a role allowed
--- to execute it (authors and viewers, see the README) needs no access to
--- the tables behind it.
-CREATE FUNCTION seriesweb.series_diagram(series_id int, format text DEFAULT 'mermaid')
-RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	f text := lower(series_diagram.format);
-	heading text;
-	nodes text;
-	edges text;
-BEGIN
-	IF series_diagram.series_id IS NULL THEN
-		RAISE EXCEPTION 'series_diagram needs a series id'
-			USING ERRCODE = 'null_value_not_allowed',
-				  HINT = 'seriesweb.series_stats lists the series with their ids.';
-	END IF;
-	IF f IS NULL THEN
-		RAISE EXCEPTION 'series_diagram needs a format'
-			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use mermaid or dot.';
-	END IF;
-	IF f NOT IN ('mermaid', 'dot') THEN
-		RAISE EXCEPTION 'unknown diagram format "%"', series_diagram.format
-			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use mermaid or dot.';
-	END IF;
-	SELECT s.name INTO heading FROM seriesweb.series s WHERE s.series_id = series_diagram.series_id;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'series % does not exist', series_diagram.series_id
-			USING ERRCODE = 'no_data_found',
-				  HINT = 'seriesweb.series_stats lists the series with their ids.';
-	END IF;
-
-	-- Each kind's counts: a kind added later adds its line here (and, for a
-	-- shape of its own, to _diagram_node).
-	WITH b AS (
-		SELECT s.block_id, s.kind,
-			   ARRAY[s.title, s.kind || ': reached ' || s.reached]
-			   || CASE
-					WHEN s.kind = 'webhook' THEN
-						ARRAY['sent ' || s.sent || ', failed ' || s.failed || ', pending ' || s.pending]
-					WHEN s.kind = 'wait' THEN
-						ARRAY['waiting ' || s.waiting]
-					WHEN bl.match_within IS NOT NULL THEN
-						ARRAY['waiting ' || s.waiting || ', not matched ' || s.not_matched]
-					ELSE '{}'::text[]
-				  END AS lines
-		  FROM seriesweb.block_stats s
-		  JOIN seriesweb.blocks bl ON bl.block_id = s.block_id
-		 WHERE s.series_id = series_diagram.series_id),
-	e AS (
-		SELECT c.from_block, c.to_block, c.path
-		  FROM seriesweb.connections c
-		 WHERE c.from_block IN (SELECT b.block_id FROM b))
-	SELECT (SELECT string_agg(seriesweb._diagram_node(f, b.block_id, b.kind, b.lines), E'\n'
-							  ORDER BY b.block_id) FROM b),
-		   (SELECT string_agg(seriesweb._diagram_edge(f, e.from_block, e.to_block, e.path), E'\n'
-							  ORDER BY e.from_block, e.to_block) FROM e)
-	  INTO nodes, edges;
-
-	IF f = 'dot' THEN
-		RETURN concat_ws(E'\n',
-			'digraph series_' || series_diagram.series_id || ' {',
-			'  label="' || seriesweb._diagram_text(f, heading) || '";',
-			'  labelloc=t;',
-			nodes, edges, '}') || E'\n';
-	END IF;
-	RETURN concat_ws(E'\n',
-		'flowchart TD',
-		'  subgraph series_' || series_diagram.series_id || ' ["' || seriesweb._diagram_text(f, heading) || '"]',
-		nodes, '  end', edges) || E'\n';
-END
-$$;
-
--- The recent attempts that seriesweb.metrics counts and times.
-CREATE INDEX delivery_attempts_started ON seriesweb.delivery_attempts (started_at);
-
--- One row per metric, in the shape monitoring tools scrape: Prometheus
--- names and labels (every row has the database), the value as float8.
--- Each branch is named by a constant, so a query for some names computes
--- only those (each query of contrib/postgres_exporter.yml names its own).
--- Deliveries by status come from the per-block counters (cheap however
--- many rows, and right after purges); status is the current one, so these
--- are gauges (a retried failure leaves "failed").  Latency and attempts
--- are those of the last hour (delivery_attempts_started); the age of the
--- oldest due delivery reads the first entry of deliveries_due, that of the
--- oldest due timer of a live series (how late releases run) the first
--- entry of each live block in timers_due.
-CREATE VIEW seriesweb.metrics AS
-SELECT 'seriesweb_deliveries'::text AS name,
-	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
-						  'block', b.block_id::text, 'title', b.title, 'status', d.status) AS labels,
-	   d.value::float8 AS value
-  FROM seriesweb.block_stats b,
-	   LATERAL (VALUES ('sent', b.sent), ('failed', b.failed), ('pending', b.pending)) AS d(status, value)
- WHERE b.kind = 'webhook'
-UNION ALL
-SELECT 'seriesweb_block_reached_total',
-	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
-						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
-	   b.reached::float8
-  FROM seriesweb.block_stats b
-UNION ALL
-SELECT 'seriesweb_block_waiting',
-	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
-						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
-	   b.waiting::float8
-  FROM seriesweb.block_stats b
-UNION ALL
-SELECT 'seriesweb_block_not_matched_total',
-	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
-						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
-	   b.not_matched::float8
-  FROM seriesweb.block_stats b
-UNION ALL
-SELECT 'seriesweb_attempts_last_hour',
-	   jsonb_build_object('database', current_database()::text, 'outcome', o.outcome),
-	   coalesce(a.n, 0)::float8
-  FROM (VALUES ('success'), ('failure')) AS o(outcome)
-  LEFT JOIN (SELECT CASE WHEN t.error IS NULL THEN 'success' ELSE 'failure' END AS outcome,
-					count(*) AS n
-			   FROM seriesweb.delivery_attempts t
-			  WHERE t.started_at >= now() - interval '1 hour'
-			  GROUP BY 1) AS a ON a.outcome = o.outcome
-UNION ALL
-SELECT 'seriesweb_attempt_duration_last_hour_seconds',
-	   jsonb_build_object('database', current_database()::text, 'quantile', q.quantile),
-	   coalesce(q.ms / 1000, 'NaN')
-  FROM (SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.duration_ms) AS ms
-		  FROM seriesweb.delivery_attempts t
-		 WHERE t.started_at >= now() - interval '1 hour') AS a,
-	   LATERAL unnest(ARRAY['0.5', '0.95'], a.ms) AS q(quantile, ms)
-UNION ALL
-SELECT 'seriesweb_queue_depth',
-	   jsonb_build_object('database', current_database()::text),
-	   coalesce(sum(b.pending), 0)::float8
-  FROM seriesweb.block_stats b
-UNION ALL
-SELECT 'seriesweb_queue_oldest_due_age_seconds',
-	   jsonb_build_object('database', current_database()::text),
-	   coalesce(extract(epoch FROM now() - min(d.next_attempt_at)), 0)::float8
-  FROM seriesweb.deliveries d
- WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-UNION ALL
-SELECT 'seriesweb_queue_oldest_due_timer_age_seconds',
-	   jsonb_build_object('database', current_database()::text),
-	   coalesce(extract(epoch FROM now() - min(t.due_at)), 0)::float8
-  FROM seriesweb.blocks b
-  JOIN seriesweb.series s ON s.series_id = b.series_id AND s.state = 'live'
- CROSS JOIN LATERAL (SELECT x.due_at FROM seriesweb.timers x
-					  WHERE x.block_id = b.block_id ORDER BY x.due_at LIMIT 1) AS t
- WHERE t.due_at <= now()
-UNION ALL
-SELECT 'seriesweb_worker_status',
-	   jsonb_build_object('database', coalesce(w.database, current_database()::text), 'state', w.state),
-	   1
-  FROM seriesweb.worker_status() AS w;
-
--- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing;
--- monitoring tools (pg_monitor) read the metrics, which call worker_status().
-REVOKE ALL ON FUNCTION seriesweb._diagram_text(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb._diagram_node(text, int, text, text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb._diagram_edge(text, int, int, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb.series_diagram(int, text) FROM PUBLIC;
-REVOKE ALL ON seriesweb.metrics FROM PUBLIC;
-GRANT SELECT ON seriesweb.metrics TO pg_monitor;
-GRANT EXECUTE ON FUNCTION seriesweb.worker_status() TO pg_monitor;
-
-------------------------------------------------------------------------------
--- Events from the application's own table
-------------------------------------------------------------------------------
-
--- The matcher, as the trigger of a watched table: its arguments say which
--- column holds the user id, the name (or the one event name), the
--- properties and the time ("" for none).  SECURITY DEFINER for the reasons
--- of _match_events.  PostgreSQL asks for EXECUTE on it only from whoever
--- creates such a trigger: the roles that may call watch().
-CREATE FUNCTION seriesweb._match_watched() RETURNS trigger
-	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-	AS 'MODULE_PATHNAME', 'sw_match_watched';
-
--- Rows inserted into the application's table feed the matcher as events,
--- in the inserting transaction.  Runs with the caller's rights: creating
--- the trigger takes the TRIGGER privilege on the table (or owning it).
-CREATE FUNCTION seriesweb.watch(events regclass, user_id_column name, name_column name DEFAULT NULL,
-		event_name text DEFAULT NULL, properties_column name DEFAULT NULL,
-		occurred_at_column name DEFAULT NULL)
-RETURNS void
-	LANGUAGE c SET search_path = pg_catalog, pg_temp
-	AS 'MODULE_PATHNAME', 'sw_watch';
-
--- What is watched, read back from the triggers themselves (so a dropped
--- table is unwatched, a renamed one still watched): pg_trigger.tgargs holds
--- the arguments, each ended by a NUL byte.
-CREATE VIEW seriesweb.watched AS
-SELECT t.tgrelid::pg_catalog.regclass AS events,
-	   a.args[1]::name AS user_id_column,
-	   nullif(a.args[2], '')::name AS name_column,
-	   nullif(a.args[3], '') AS event_name,
-	   nullif(a.args[4], '')::name AS properties_column,
-	   nullif(a.args[5], '')::name AS occurred_at_column
-  FROM pg_catalog.pg_trigger t,
-	   LATERAL (
-		SELECT array_agg(convert_from(substring(t.tgargs FROM n.pos - n.len FOR n.len),
-									  getdatabaseencoding()) ORDER BY n.pos)
-		  FROM (SELECT i + 1 AS pos, i - coalesce(lag(i) OVER (ORDER BY i), -1) - 1 AS len
-				  FROM generate_series(0, length(t.tgargs) - 1) AS i
-				 WHERE get_byte(t.tgargs, i) = 0) AS n) AS a(args)
- WHERE t.tgname = 'seriesweb_watch'
-   AND t.tgfoid = 'seriesweb._match_watched()'::pg_catalog.regprocedure;
-
-CREATE FUNCTION seriesweb.unwatch(events regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF NOT EXISTS (SELECT FROM seriesweb.watched w WHERE w.events = unwatch.events) THEN
-		RAISE EXCEPTION 'table % is not watched', unwatch.events
-			USING ERRCODE = 'undefined_object', HINT = 'seriesweb.watched lists the watched tables.';
-	END IF;
-	EXECUTE format('DROP TRIGGER seriesweb_watch ON %s', unwatch.events);
-END
-$$;
-
--- After an ALTER TABLE of a watched table: error unless its watch can
--- still read every column it names, as they were checked by watch().
-CREATE FUNCTION seriesweb._check_watched(events regclass) RETURNS void
-	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_check_watched';
-
--- A column a watch reads cannot be renamed, dropped or retyped under it:
--- the ALTER TABLE fails, saying how to watch the table its new way.
-CREATE FUNCTION seriesweb._watched_table_altered() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	w regclass;
-	state text;
-	msg text;
-	detail text;
-BEGIN
-	FOR w IN SELECT DISTINCT t.events
-			   FROM seriesweb.watched t, pg_event_trigger_ddl_commands() c
-			  WHERE c.classid = 'pg_catalog.pg_class'::regclass AND c.objid = t.events
-	LOOP
-		BEGIN
-			PERFORM seriesweb._check_watched(w);
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-									detail = PG_EXCEPTION_DETAIL;
-			RAISE EXCEPTION '%', msg USING ERRCODE = state, DETAIL = detail,
-				HINT = format('seriesweb watches %s: seriesweb.unwatch(%L) first, then watch it '
-							  'again with its new columns.', w, w::text);
-		END;
-	END LOOP;
-END
-$$;
-
-CREATE EVENT TRIGGER seriesweb_watched_table_altered ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE')
-	EXECUTE FUNCTION seriesweb._watched_table_altered();
-
--- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing.
-REVOKE ALL ON FUNCTION seriesweb._match_watched() FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb.watch(regclass, name, name, text, name, name) FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb.unwatch(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb._check_watched(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION seriesweb._watched_table_altered() FROM PUBLIC;
-REVOKE ALL ON seriesweb.watched FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Series in time: waits, timed rules and their not-matched paths; tags
@@ -835,6 +503,339 @@ REVOKE ALL ON FUNCTION seriesweb._check_duration(text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION seriesweb._check_block_before() FROM PUBLIC;
 REVOKE ALL ON FUNCTION seriesweb.add_wait(int, text, int, interval, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION seriesweb.add_tag(int, text, int, text, text, text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Seeing it: a series as a diagram, metrics for monitoring tools
+------------------------------------------------------------------------------
+
+-- Text as a diagram tool reads it between double quotes: a line break for
+-- each line end (CR LF, CR, LF, U+2028, U+2029), a space for any other
+-- control character, then the format's escapes.  mermaid: an entity code
+-- (#35; for #) for each ASCII character that it, its markdown or its HTML
+-- labels could read as syntax.  dot: a backslash before \ and " (so that
+-- \N, \l and the like stay literal) and &amp; for & (Graphviz reads
+-- entities).  Other characters, non-ASCII ones included, are kept: both
+-- tools read UTF-8, and Graphviz 2.42 mangles entities above U+FFFF.
+CREATE FUNCTION seriesweb._diagram_text(format text, t text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	SELECT string_agg(
+			CASE format
+				WHEN 'dot' THEN replace(replace(replace(p.plain, '\', '\\'), '"', '\"'), '&', '&amp;')
+				ELSE (SELECT coalesce(string_agg(
+								CASE WHEN strpos('"#$&*<>[\]^_`{|}~', c.ch) > 0
+									 THEN '#' || ascii(c.ch) || ';' ELSE c.ch END, '' ORDER BY c.i), '')
+						FROM regexp_split_to_table(p.plain, '') WITH ORDINALITY AS c(ch, i))
+			END,
+			CASE format WHEN 'dot' THEN '\n' ELSE '<br>' END ORDER BY l.n)
+	  FROM regexp_split_to_table(t, '\r\n|[\n\r\u2028\u2029]') WITH ORDINALITY AS l(line, n),
+		   LATERAL regexp_replace(l.line, '[\u0001-\u001f\u007f-\u009f]', ' ', 'g') AS p(plain)
+$$;
+
+-- One block as a node, shaped by its kind (a kind without a shape of its
+-- own is drawn round), labelled with its lines of text.
+CREATE FUNCTION seriesweb._diagram_node(format text, block_id int, kind text, lines text[])
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	label text := seriesweb._diagram_text(format, array_to_string(lines, E'\n'));
+BEGIN
+	IF format = 'dot' THEN
+		RETURN pg_catalog.format('  b%s [shape=%s, label="%s"];', block_id,
+			CASE kind WHEN 'rule' THEN 'box, style=rounded' WHEN 'webhook' THEN 'box'
+				ELSE 'ellipse' END,
+			label);
+	END IF;
+	RETURN CASE kind
+		WHEN 'rule' THEN pg_catalog.format('    b%s(["%s"])', block_id, label)
+		WHEN 'webhook' THEN pg_catalog.format('    b%s["%s"]', block_id, label)
+		ELSE pg_catalog.format('    b%s("%s")', block_id, label)
+	END;
+END
+$$;
+
+-- One connection as an edge; the not-matched path of a timed rule dashed
+-- and labelled.
+CREATE FUNCTION seriesweb._diagram_edge(format text, from_block int, to_block int, path text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE
+		WHEN format = 'dot' AND path = 'not_matched'
+			THEN pg_catalog.format('  b%s -> b%s [style=dashed, label="not matched"];', from_block, to_block)
+		WHEN format = 'dot'
+			THEN pg_catalog.format('  b%s -> b%s;', from_block, to_block)
+		WHEN path = 'not_matched'
+			THEN pg_catalog.format('  b%s -.->|not matched| b%s', from_block, to_block)
+		ELSE pg_catalog.format('  b%s --> b%s', from_block, to_block)
+	END
+$$;
+
+-- The series as text for a diagram tool, 'mermaid' (a flowchart) or 'dot'
+-- (Graphviz): one node per block with its title, kind and counts as
+-- seriesweb.block_stats has them, one edge per connection.  It shows no
+-- URL, header, body or secret, so it is SECURITY DEFINER: a role allowed
+-- to execute it (authors and viewers, see the README) needs no access to
+-- the tables behind it.
+CREATE FUNCTION seriesweb.series_diagram(series_id int, format text DEFAULT 'mermaid')
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	f text := lower(series_diagram.format);
+	heading text;
+	nodes text;
+	edges text;
+BEGIN
+	IF series_diagram.series_id IS NULL THEN
+		RAISE EXCEPTION 'series_diagram needs a series id'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'seriesweb.series_stats lists the series with their ids.';
+	END IF;
+	IF f IS NULL THEN
+		RAISE EXCEPTION 'series_diagram needs a format'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use mermaid or dot.';
+	END IF;
+	IF f NOT IN ('mermaid', 'dot') THEN
+		RAISE EXCEPTION 'unknown diagram format "%"', series_diagram.format
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use mermaid or dot.';
+	END IF;
+	SELECT s.name INTO heading FROM seriesweb.series s WHERE s.series_id = series_diagram.series_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'series % does not exist', series_diagram.series_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'seriesweb.series_stats lists the series with their ids.';
+	END IF;
+
+	-- Each kind's counts: a kind added later adds its line here (and, for a
+	-- shape of its own, to _diagram_node).
+	WITH b AS (
+		SELECT s.block_id, s.kind,
+			   ARRAY[s.title, s.kind || ': reached ' || s.reached]
+			   || CASE
+					WHEN s.kind = 'webhook' THEN
+						ARRAY['sent ' || s.sent || ', failed ' || s.failed || ', pending ' || s.pending]
+					WHEN s.kind = 'wait' THEN
+						ARRAY['waiting ' || s.waiting]
+					WHEN bl.match_within IS NOT NULL THEN
+						ARRAY['waiting ' || s.waiting || ', not matched ' || s.not_matched]
+					ELSE '{}'::text[]
+				  END AS lines
+		  FROM seriesweb.block_stats s
+		  JOIN seriesweb.blocks bl ON bl.block_id = s.block_id
+		 WHERE s.series_id = series_diagram.series_id),
+	e AS (
+		SELECT c.from_block, c.to_block, c.path
+		  FROM seriesweb.connections c
+		 WHERE c.from_block IN (SELECT b.block_id FROM b))
+	SELECT (SELECT string_agg(seriesweb._diagram_node(f, b.block_id, b.kind, b.lines), E'\n'
+							  ORDER BY b.block_id) FROM b),
+		   (SELECT string_agg(seriesweb._diagram_edge(f, e.from_block, e.to_block, e.path), E'\n'
+							  ORDER BY e.from_block, e.to_block) FROM e)
+	  INTO nodes, edges;
+
+	IF f = 'dot' THEN
+		RETURN concat_ws(E'\n',
+			'digraph series_' || series_diagram.series_id || ' {',
+			'  label="' || seriesweb._diagram_text(f, heading) || '";',
+			'  labelloc=t;',
+			nodes, edges, '}') || E'\n';
+	END IF;
+	RETURN concat_ws(E'\n',
+		'flowchart TD',
+		'  subgraph series_' || series_diagram.series_id || ' ["' || seriesweb._diagram_text(f, heading) || '"]',
+		nodes, '  end', edges) || E'\n';
+END
+$$;
+
+-- The recent attempts that seriesweb.metrics counts and times.
+CREATE INDEX delivery_attempts_started ON seriesweb.delivery_attempts (started_at);
+
+-- One row per metric, in the shape monitoring tools scrape: Prometheus
+-- names and labels (every row has the database), the value as float8.
+-- Each branch is named by a constant, so a query for some names computes
+-- only those (each query of contrib/postgres_exporter.yml names its own).
+-- Deliveries by status come from the per-block counters (cheap however
+-- many rows, and right after purges); status is the current one, so these
+-- are gauges (a retried failure leaves "failed").  Latency and attempts
+-- are those of the last hour (delivery_attempts_started); the age of the
+-- oldest due delivery reads the first entry of deliveries_due, that of the
+-- oldest due timer of a live series (how late releases run) the first
+-- entry of each live block in timers_due.
+CREATE VIEW seriesweb.metrics AS
+SELECT 'seriesweb_deliveries'::text AS name,
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'status', d.status) AS labels,
+	   d.value::float8 AS value
+  FROM seriesweb.block_stats b,
+	   LATERAL (VALUES ('sent', b.sent), ('failed', b.failed), ('pending', b.pending)) AS d(status, value)
+ WHERE b.kind = 'webhook'
+UNION ALL
+SELECT 'seriesweb_block_reached_total',
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
+	   b.reached::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_block_waiting',
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
+	   b.waiting::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_block_not_matched_total',
+	   jsonb_build_object('database', current_database()::text, 'series', b.series_name,
+						  'block', b.block_id::text, 'title', b.title, 'kind', b.kind),
+	   b.not_matched::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_attempts_last_hour',
+	   jsonb_build_object('database', current_database()::text, 'outcome', o.outcome),
+	   coalesce(a.n, 0)::float8
+  FROM (VALUES ('success'), ('failure')) AS o(outcome)
+  LEFT JOIN (SELECT CASE WHEN t.error IS NULL THEN 'success' ELSE 'failure' END AS outcome,
+					count(*) AS n
+			   FROM seriesweb.delivery_attempts t
+			  WHERE t.started_at >= now() - interval '1 hour'
+			  GROUP BY 1) AS a ON a.outcome = o.outcome
+UNION ALL
+SELECT 'seriesweb_attempt_duration_last_hour_seconds',
+	   jsonb_build_object('database', current_database()::text, 'quantile', q.quantile),
+	   coalesce(q.ms / 1000, 'NaN')
+  FROM (SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.duration_ms) AS ms
+		  FROM seriesweb.delivery_attempts t
+		 WHERE t.started_at >= now() - interval '1 hour') AS a,
+	   LATERAL unnest(ARRAY['0.5', '0.95'], a.ms) AS q(quantile, ms)
+UNION ALL
+SELECT 'seriesweb_queue_depth',
+	   jsonb_build_object('database', current_database()::text),
+	   coalesce(sum(b.pending), 0)::float8
+  FROM seriesweb.block_stats b
+UNION ALL
+SELECT 'seriesweb_queue_oldest_due_age_seconds',
+	   jsonb_build_object('database', current_database()::text),
+	   coalesce(extract(epoch FROM now() - min(d.next_attempt_at)), 0)::float8
+  FROM seriesweb.deliveries d
+ WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+UNION ALL
+SELECT 'seriesweb_queue_oldest_due_timer_age_seconds',
+	   jsonb_build_object('database', current_database()::text),
+	   coalesce(extract(epoch FROM now() - min(t.due_at)), 0)::float8
+  FROM seriesweb.blocks b
+  JOIN seriesweb.series s ON s.series_id = b.series_id AND s.state = 'live'
+ CROSS JOIN LATERAL (SELECT x.due_at FROM seriesweb.timers x
+					  WHERE x.block_id = b.block_id ORDER BY x.due_at LIMIT 1) AS t
+ WHERE t.due_at <= now()
+UNION ALL
+SELECT 'seriesweb_worker_status',
+	   jsonb_build_object('database', coalesce(w.database, current_database()::text), 'state', w.state),
+	   1
+  FROM seriesweb.worker_status() AS w;
+
+-- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing;
+-- monitoring tools (pg_monitor) read the metrics, which call worker_status().
+REVOKE ALL ON FUNCTION seriesweb._diagram_text(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._diagram_node(text, int, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._diagram_edge(text, int, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.series_diagram(int, text) FROM PUBLIC;
+REVOKE ALL ON seriesweb.metrics FROM PUBLIC;
+GRANT SELECT ON seriesweb.metrics TO pg_monitor;
+GRANT EXECUTE ON FUNCTION seriesweb.worker_status() TO pg_monitor;
+
+------------------------------------------------------------------------------
+-- Events from the application's own table
+------------------------------------------------------------------------------
+
+-- The matcher, as the trigger of a watched table: its arguments say which
+-- column holds the user id, the name (or the one event name), the
+-- properties and the time ("" for none).  SECURITY DEFINER for the reasons
+-- of _match_events.  PostgreSQL asks for EXECUTE on it only from whoever
+-- creates such a trigger: the roles that may call watch().
+CREATE FUNCTION seriesweb._match_watched() RETURNS trigger
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_match_watched';
+
+-- Rows inserted into the application's table feed the matcher as events,
+-- in the inserting transaction.  Runs with the caller's rights: creating
+-- the trigger takes the TRIGGER privilege on the table (or owning it).
+CREATE FUNCTION seriesweb.watch(events regclass, user_id_column name, name_column name DEFAULT NULL,
+		event_name text DEFAULT NULL, properties_column name DEFAULT NULL,
+		occurred_at_column name DEFAULT NULL)
+RETURNS void
+	LANGUAGE c SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'sw_watch';
+
+-- What is watched, read back from the triggers themselves (so a dropped
+-- table is unwatched, a renamed one still watched): pg_trigger.tgargs holds
+-- the arguments, each ended by a NUL byte.
+CREATE VIEW seriesweb.watched AS
+SELECT t.tgrelid::pg_catalog.regclass AS events,
+	   a.args[1]::name AS user_id_column,
+	   nullif(a.args[2], '')::name AS name_column,
+	   nullif(a.args[3], '') AS event_name,
+	   nullif(a.args[4], '')::name AS properties_column,
+	   nullif(a.args[5], '')::name AS occurred_at_column
+  FROM pg_catalog.pg_trigger t,
+	   LATERAL (
+		SELECT array_agg(convert_from(substring(t.tgargs FROM n.pos - n.len FOR n.len),
+									  getdatabaseencoding()) ORDER BY n.pos)
+		  FROM (SELECT i + 1 AS pos, i - coalesce(lag(i) OVER (ORDER BY i), -1) - 1 AS len
+				  FROM generate_series(0, length(t.tgargs) - 1) AS i
+				 WHERE get_byte(t.tgargs, i) = 0) AS n) AS a(args)
+ WHERE t.tgname = 'seriesweb_watch'
+   AND t.tgfoid = 'seriesweb._match_watched()'::pg_catalog.regprocedure;
+
+CREATE FUNCTION seriesweb.unwatch(events regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM seriesweb.watched w WHERE w.events = unwatch.events) THEN
+		RAISE EXCEPTION 'table % is not watched', unwatch.events
+			USING ERRCODE = 'undefined_object', HINT = 'seriesweb.watched lists the watched tables.';
+	END IF;
+	EXECUTE format('DROP TRIGGER seriesweb_watch ON %s', unwatch.events);
+END
+$$;
+
+-- After an ALTER TABLE of a watched table: error unless its watch can
+-- still read every column it names, as they were checked by watch().
+CREATE FUNCTION seriesweb._check_watched(events regclass) RETURNS void
+	LANGUAGE c AS 'MODULE_PATHNAME', 'sw_check_watched';
+
+-- A column a watch reads cannot be renamed, dropped or retyped under it:
+-- the ALTER TABLE fails, saying how to watch the table its new way.
+CREATE FUNCTION seriesweb._watched_table_altered() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	w regclass;
+	state text;
+	msg text;
+	detail text;
+BEGIN
+	FOR w IN SELECT DISTINCT t.events
+			   FROM seriesweb.watched t, pg_event_trigger_ddl_commands() c
+			  WHERE c.classid = 'pg_catalog.pg_class'::regclass AND c.objid = t.events
+	LOOP
+		BEGIN
+			PERFORM seriesweb._check_watched(w);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+									detail = PG_EXCEPTION_DETAIL;
+			RAISE EXCEPTION '%', msg USING ERRCODE = state, DETAIL = detail,
+				HINT = format('seriesweb watches %s: seriesweb.unwatch(%L) first, then watch it '
+							  'again with its new columns.', w, w::text);
+		END;
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER seriesweb_watched_table_altered ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION seriesweb._watched_table_altered();
+
+-- As the last lines of seriesweb--0.2.sql leave them: PUBLIC gets nothing.
+REVOKE ALL ON FUNCTION seriesweb._match_watched() FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.watch(regclass, name, name, text, name, name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb.unwatch(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._check_watched(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION seriesweb._watched_table_altered() FROM PUBLIC;
+REVOKE ALL ON seriesweb.watched FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Functions that gain arguments: retry_failed(block_id, since),

@@ -123,7 +123,10 @@ count(SwAdvance *a, SwBlock *block, int reached, int waiting, int not_matched)
 static bool
 holds_without_event(SwAdvance *a, SwBlock *rule)
 {
-	return rule->event_name == NULL && sw_filter_eval(rule->filter, &a->ctx);
+	if (rule->event_name != NULL)
+		return false;
+	sw_ctx_at_block(&a->ctx, rule);
+	return sw_filter_eval(rule->filter, &a->ctx);
 }
 
 /*
@@ -190,10 +193,7 @@ reach_block(SwAdvance *a, SwBlock *block)
 
 	if (block->kind == SW_BLOCK_WEBHOOK)
 	{
-		a->ctx.series_id = block->series->series_id;
-		a->ctx.series_name = block->series->name;
-		a->ctx.block_id = block->block_id;
-		a->ctx.block_title = block->title;
+		sw_ctx_at_block(&a->ctx, block);
 		reached = sw_enqueue(a->cache, block, &a->ctx, a->counts);
 	}
 	else

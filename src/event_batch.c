@@ -176,6 +176,7 @@ matching_entry_rules(SwEventBatch *b, SwLoadUser load, void *arg, int *nrules)
 		{
 			SwBlock *rule = lfirst(lc);
 
+			sw_ctx_at_block(ctx, rule);
 			if (!sw_filter_eval(rule->filter, ctx))
 				continue;
 			if (*nrules == cap)

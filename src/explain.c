@@ -36,8 +36,8 @@
 
 /* clang-format off */
 static const char rule_sql[] =
-	"SELECT b.kind, b.event_name, b.filters "
-	"  FROM seriesweb.blocks b "
+	"SELECT b.kind, b.event_name, b.filters, b.title, s.series_id, s.name "
+	"  FROM seriesweb.blocks b JOIN seriesweb.series s ON s.series_id = b.series_id "
 	" WHERE b.block_id = $1";
 /* clang-format on */
 
@@ -63,15 +63,19 @@ not_a_rule(int32 block_id, const char *kind)
 					errhint("Explain a rule block.")));
 }
 
-/* The rule's event name (NULL for none) and compiled filters, in cxt. */
+/*
+ * The rule's event name (NULL for none) and compiled filters, in cxt; its
+ * series and block in ctx, as the matcher has them.
+ */
 static SwFilter *
-read_rule(int32 block_id, char **event_name, MemoryContext cxt)
+read_rule(int32 block_id, char **event_name, SwContext *ctx, MemoryContext cxt)
 {
 	Oid		  argtypes[1] = {INT4OID};
 	Datum	  args[1] = {Int32GetDatum(block_id)};
 	HeapTuple tup;
 	TupleDesc desc;
 	char	 *kind;
+	bool	  isnull;
 
 	if (SPI_execute_with_args(rule_sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "seriesweb: could not read block %d", block_id);
@@ -86,6 +90,10 @@ read_rule(int32 block_id, char **event_name, MemoryContext cxt)
 
 	MemoryContextSwitchTo(cxt);
 	*event_name = sw_col_text(tup, desc, 2);
+	ctx->block_id = block_id;
+	ctx->block_title = sw_col_text(tup, desc, 4);
+	ctx->series_id = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	ctx->series_name = sw_col_text(tup, desc, 6);
 	return sw_filter_compile(sw_col_jsonb(tup, desc, 3));
 }
 
@@ -115,7 +123,7 @@ explain_rule(int32 block_id, const char *test_user, MemoryContext cxt)
 
 	memset(&ctx, 0, sizeof(ctx));
 	SPI_connect();
-	filter = read_rule(block_id, &event_name, cxt);
+	filter = read_rule(block_id, &event_name, &ctx, cxt);
 	sw_test_user_load(test_user, &ctx, cxt);
 	if (event_name != NULL)
 		steps = lappend(steps, event_name_step(event_name));

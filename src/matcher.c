@@ -335,6 +335,7 @@ match_event(MatchState *st)
 	{
 		SwBlock *rule = lfirst(lc);
 
+		sw_ctx_at_block(&a->ctx, rule);
 		if (sw_filter_eval(rule->filter, &a->ctx))
 			sw_advance_reach(a, rule);
 	}

@@ -385,6 +385,15 @@ sw_cache_rules_hashed(HTAB *map, uint32 hash)
 	return entry ? entry->rules : NIL;
 }
 
+void
+sw_ctx_at_block(SwContext *ctx, const SwBlock *block)
+{
+	ctx->series_id = block->series->series_id;
+	ctx->series_name = block->series->name;
+	ctx->block_id = block->block_id;
+	ctx->block_title = block->title;
+}
+
 bool
 sw_rule_wants(const SwBlock *rule, const char *name)
 {

@@ -91,6 +91,9 @@ extern uint32	sw_name_hash(const char *name);
  */
 extern List *sw_cache_rules_hashed(HTAB *map, uint32 hash);
 
+/* Point ctx's series and block fields at block (filters and templates read them). */
+extern void sw_ctx_at_block(SwContext *ctx, const SwBlock *block);
+
 /* Can an event of this name reach the rule (if its filter holds)? */
 extern bool sw_rule_wants(const SwBlock *rule, const char *name);
 

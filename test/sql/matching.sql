@@ -220,6 +220,31 @@ SELECT seriesweb._filter_matches('[{"attribute": "user.tags", "op": "exists"}]',
                                  '{"user": {"id": "x", "tags": []}}');
 SELECT seriesweb.pause(:tg);
 
+-- A rule's filters see its own series and block, on every path: an entry
+-- rule (event by event, and in a batch of a multi-row INSERT, the second
+-- series) and a rule checked when armed.
+SELECT seriesweb.create_series('Named') AS nm \gset
+SELECT seriesweb.add_rule(:nm, 'Gate', 'named', '[{"attribute": "series.name", "op": "eq", "value": "Named"},
+       {"attribute": "block.title", "op": "eq", "value": "Gate"}]') AS nm_gate \gset
+SELECT seriesweb.add_webhook(:nm, 'Named hook', 'http://127.0.0.1:9/named', after => :nm_gate) AS nm_hook \gset
+SELECT seriesweb.add_rule(:nm, 'Second gate', NULL, '[{"attribute": "block.title", "op": "eq", "value": "Second gate"}]',
+                          after => :nm_hook) AS nm_second \gset
+SELECT seriesweb.add_webhook(:nm, 'Second hook', 'http://127.0.0.1:9/named2', after => :nm_second) AS nm_hook2 \gset
+SELECT seriesweb.set_live(:nm);
+INSERT INTO seriesweb.events (user_id, name) VALUES ('nm1', 'named');
+INSERT INTO seriesweb.events (user_id, name) VALUES ('nm2', 'named'), ('nm3', 'named');
+SELECT block_id = :nm_hook AS first, block_id = :nm_hook2 AS second, count(*)
+  FROM seriesweb.deliveries WHERE user_id LIKE 'nm%' GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT seriesweb.create_series('Named batch') AS nb \gset
+SELECT seriesweb.add_webhook(:nb, 'Batch hook', 'http://127.0.0.1:9/nb', after =>
+       seriesweb.add_rule(:nb, 'B', 'named-batch', '[{"attribute": "block.title", "op": "eq", "value": "B"}]')) AS nb_hook \gset
+SELECT seriesweb.set_live(:nb);
+INSERT INTO seriesweb.events (user_id, name) VALUES ('nb1', 'named-batch'), ('nb2', 'named-batch');
+SELECT count(*) AS batched FROM seriesweb.deliveries WHERE block_id = :nb_hook;
+SELECT seriesweb.pause(:nb);
+SELECT condition, holds FROM seriesweb.explain(:nm_gate, 'nm1');
+SELECT seriesweb.pause(:nm);
+
 -- Statistics: per block, and per series.
 SELECT series_name, title, kind, reached, sent, failed, pending, last_error
   FROM seriesweb.block_stats ORDER BY block_id;
