@@ -49,12 +49,7 @@ struct SwEventBatch
 static bool
 rule_has_event_batch_shape(const SwBlock *rule)
 {
-	if (rule->series->nentry != 1)
-		return false;
-	for (int i = 0; i < rule->nnext; i++)
-		if (rule->next[i]->kind != SW_BLOCK_WEBHOOK || rule->next[i]->nnext > 0)
-			return false;
-	return true;
+	return rule->series->nentry == 1 && sw_block_ends_in_webhooks(rule);
 }
 
 bool

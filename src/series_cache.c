@@ -400,6 +400,15 @@ sw_rule_wants(const SwBlock *rule, const char *name)
 	return rule->event_name == NULL || strcmp(rule->event_name, name) == 0;
 }
 
+bool
+sw_block_ends_in_webhooks(const SwBlock *block)
+{
+	for (int i = 0; i < block->nnext; i++)
+		if (block->next[i]->kind != SW_BLOCK_WEBHOOK || block->next[i]->nnext > 0)
+			return false;
+	return true;
+}
+
 List *
 sw_cache_entry_rules(SwCache *cache, const char *name, uint32 name_hash)
 {

@@ -97,6 +97,13 @@ extern void sw_ctx_at_block(SwContext *ctx, const SwBlock *block);
 /* Can an event of this name reach the rule (if its filter holds)? */
 extern bool sw_rule_wants(const SwBlock *rule, const char *name);
 
+/*
+ * Is every block after block a webhook with nothing after it?  Moving a user
+ * past such a block is then only enqueuing deliveries, which can be done for
+ * many users with one statement (event_batch.c, release.c).
+ */
+extern bool sw_block_ends_in_webhooks(const SwBlock *block);
+
 /* The entry rules an event of this name may reach, in the order tried. */
 extern List *sw_cache_entry_rules(SwCache *cache, const char *name, uint32 name_hash);
 

@@ -22,7 +22,8 @@
  * restored dump may hold), and purges what seriesweb.retention lets go.
  * When the earliest timer of the live series is due, or a backend committed
  * an earlier one, it releases due timers, a batch per transaction
- * (release.c).
+ * (release.c), each batch once the sender has room for its deliveries: the
+ * first users of a large release are sent while the rest wait.
  *
  * The queue's transactions never keep the sender waiting for long: their
  * lock waits end after SW_QUEUE_LOCK_TIMEOUT_MS, and a step that could not
@@ -86,6 +87,8 @@
 #define QUEUE_RETRY_MS 250
 /* Timers are looked at this often at least (COMMIT PREPARED wakes nobody). */
 #define TIMERS_LOOK_MS (60 * 1000)
+/* Due timers wait at most this long for the sender to want their deliveries. */
+#define TIMERS_HOLD_MS 250
 
 /*
  * The deliveries one claim took: their memory lives until the last of them
@@ -138,6 +141,8 @@ struct SwWorkerLoop
 	TimestampTz		last_purge;
 	bool			counts_dirty;
 	TimestampTz		next_timer;	   /* when timers are to be released next */
+	TimestampTz		last_release;  /* of due timers */
+	bool			queue_drained; /* the last claim took all that was due */
 	TimestampTz		queue_free_at; /* no queue transaction before then */
 	bool			queue_locked;  /* the last one could not get its lock */
 };
@@ -550,6 +555,7 @@ schedule_next_claim(SwWorkerLoop *w, TimestampTz now, const ClaimArgs *a, bool f
 {
 	TimestampTz due = now;
 
+	w->queue_drained = a->n < a->want;
 	if (a->n < a->want)
 		sw_dest_claimed_all(w->dests);
 	if (a->n == a->want)
@@ -684,10 +690,28 @@ timers_step(SwWorkerLoop *w, void *arg)
 }
 
 /*
+ * Can the sender take the deliveries of another release?  Only when the last
+ * claim took everything due (what the last release queued among it) and the
+ * ready list is down to where the next claim refills it.  Releasing sooner
+ * would not send anything sooner (one thread does both), only later what
+ * was released first: with many users due at once, the sender would wait
+ * until all were released.  So a large release goes a batch at a time,
+ * each batch sent while the next one waits; other deliveries keeping the
+ * sender busy hold due timers back TIMERS_HOLD_MS at most.
+ */
+static bool
+sender_wants_release(SwWorkerLoop *w, TimestampTz now)
+{
+	return (w->queue_drained && w->nready <= w->claim_cap / 2) ||
+		   now >= TimestampTzPlusMilliseconds(w->last_release, TIMERS_HOLD_MS);
+}
+
+/*
  * Release what is due, when the earliest timer is, or when a backend
- * committed an earlier one (the slot says).  While it looks, the slot says
- * it knows of none, so a timer committed meanwhile tells it again.  Due
- * timers that an event holds are skipped: looked at again shortly.
+ * committed an earlier one (the slot says), and the sender wants it.  While
+ * it looks, the slot says it knows of none, so a timer committed meanwhile
+ * tells it again.  Due timers that an event holds are skipped: looked at
+ * again shortly.
  */
 static void
 release_due_timers(SwWorkerLoop *w, TimestampTz now)
@@ -696,18 +720,23 @@ release_due_timers(SwWorkerLoop *w, TimestampTz now)
 
 	if (sw_slot_take_timers_changed(w->slot))
 		w->next_timer = now;
-	if (now < w->next_timer || now < w->queue_free_at)
+	if (now < w->next_timer || now < w->queue_free_at || !sender_wants_release(w, now))
 		return;
 	sw_slot_set_next_timer(w->slot, DT_NOEND);
 	if (!queue_step(w, timers_step, &r))
 		return;
 	sw_slot_set_next_timer(w->slot, r.next_due);
+	w->last_release = now;
 	now = GetCurrentTimestamp();
 	w->next_timer = Min(r.next_due, TimestampTzPlusMilliseconds(now, TIMERS_LOOK_MS));
 	if (r.released < SW_RELEASE_BATCH && w->next_timer <= now)
 		w->next_timer = TimestampTzPlusMilliseconds(now, QUEUE_RETRY_MS);
 	if (r.released > 0)
+	{
+		/* Its deliveries are due: claimed before the next release. */
+		w->queue_drained = false;
 		w->counts_dirty = true;
+	}
 }
 
 /* ---- the loop ---- */
@@ -792,6 +821,7 @@ sw_worker_loop_create(MemoryContext cxt, int slot)
 	w->last_purge = 0; /* purge at start, then every PURGE_EVERY_MS */
 	restart_cursor(w, w->last_fold);
 	w->counts_dirty = true;
+	w->queue_drained = true;
 	return w;
 }
 

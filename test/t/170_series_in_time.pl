@@ -29,7 +29,7 @@ sub sql { return $node->safe_psql('postgres', shift) }
 sub url { return $recv->url(shift) }
 
 set_route($recv, "/$_", { status => 200 })
-  for qw(slack crm later paused upgraded not-upgraded raced-in raced-out down);
+  for qw(slack crm later paused upgraded not-upgraded raced-in raced-out down together-a together-b);
 
 sql('CREATE EXTENSION seriesweb');
 
@@ -183,6 +183,47 @@ is(sql("SELECT count(DISTINCT user_id) || '/' || count(*) FROM seriesweb.deliver
 my ($in, $out) = split /\|/, sql("SELECT reached, not_matched FROM seriesweb.block_stats WHERE block_id = $race_rule");
 is($in + $out, $n_race, "block_stats adds up: $in matched + $out not matched");
 ok($in > 0 && $out > 0, 'the race had both outcomes') or diag("matched $in, not matched $out");
+
+# ---- a wait followed only by webhooks releases its users together ----
+# The worker moves such a batch with a statement or two rather than user by
+# user: the outcome is the same.  Each user gets both deliveries, in order,
+# rendered with their user, company and tags as they are at the release;
+# a user deleted while waiting is released with their id alone; a webhook
+# that cannot be rendered for one user fails for that user only, counted.
+my ($tg_series, $tg_wait, $tg_a, $tg_b) = split /\|/, sql(qq{
+	WITH s AS (SELECT seriesweb.create_series('Together') AS s),
+	w AS (SELECT s, seriesweb.add_wait(s, 'a second', seriesweb.add_rule(s, 'met', 'met'), '1 second') AS w FROM s)
+	SELECT s, w,
+	       seriesweb.add_webhook(s, 'a', '@{[url('/together-a')]}', after => w,
+	         body => '{"u": "{user.id}", "plan": "{user.plan | fallback: \\"-\\"}", "co": "{company.name | fallback: \\"-\\"}", "tag": "{user.tags.0 | fallback: \\"-\\"}", "event": "{event.name | fallback: \\"none\\"}"}'),
+	       seriesweb.add_webhook(s, 'b', '@{[url('/together-b')]}', after => w,
+	         headers => '{"Content-Type": "application/json", "X-User": "{user.name | fallback: \\"-\\"}"}', body => '{"u": "{user.id}"}')
+	  FROM w});
+sql("SELECT seriesweb.set_live($tg_series)");
+sql(q{INSERT INTO seriesweb.companies (company_id, name) VALUES ('acme', 'Acme');
+      INSERT INTO seriesweb.users (user_id, company_id, attributes) VALUES ('t1', 'acme', '{"plan": "free"}'), ('t2', NULL, '{}');
+      INSERT INTO seriesweb.users (user_id, name) VALUES ('t3', E'Eve\r\nX-Admin: yes');
+      INSERT INTO seriesweb.events (user_id, name) VALUES ('t1', 'met'), ('t2', 'met'), ('t3', 'met'), ('t4', 'met');
+      UPDATE seriesweb.users SET attributes = '{"plan": "pro"}', tags = '{vip}' WHERE user_id = 't1';
+      DELETE FROM seriesweb.users WHERE user_id = 't4'});
+wait_until($node, "SELECT count(*) = 0 FROM seriesweb.timers WHERE block_id = $tg_wait", 't',
+	'the wait to release its four users');
+is(sql("SELECT string_agg(user_id || ':' || block_id, ',')
+          FROM seriesweb.deliveries WHERE block_id IN ($tg_a, $tg_b) AND status = 'failed'"),
+	"t3:$tg_b", 'only the webhook that cannot be rendered fails, for that user only');
+is(sql("SELECT string_agg(user_id || ':' || block_id, ',' ORDER BY user_id, delivery_id)
+          FROM seriesweb.deliveries WHERE block_id IN ($tg_a, $tg_b)"),
+	"t1:$tg_a,t1:$tg_b,t2:$tg_a,t2:$tg_b,t3:$tg_a,t3:$tg_b,t4:$tg_a,t4:$tg_b",
+	'each user reaches each webhook once, in order');
+my %tg_bodies = map { /"u":\s*"(\w+)"/ ? ($1 => $_) : () } map { $_->{body} } @{ wait_for_requests($recv, '/together-a', 4) };
+sub fields { my $body = shift // ''; return join(',', map { $body =~ /"$_":\s*"([^"]*)"/ ? $1 : '?' } qw(plan co tag event)) }
+is(fields($tg_bodies{t1}), 'pro,Acme,vip,none',
+	'with the user, company and tags at the release, and no event');
+is(fields($tg_bodies{t2}), '-,-,-,none', 'a user without company or tags has none');
+is(fields($tg_bodies{t4}), '-,-,-,none', 'a user deleted while waiting is released with their id alone');
+is(sql("SELECT string_agg(title || ':' || reached || '/' || waiting || '/' || failed, ',' ORDER BY block_id)
+          FROM seriesweb.block_stats WHERE series_id = $tg_series AND kind <> 'rule'"),
+	'a second:4/0/0,a:4/0/0,b:4/0/1', 'block_stats counts each user once, and the failure');
 
 # ---- timers due while the server is down, or while a release is cut short ----
 my ($down_series, $down_wait, $down_hook) = split /\|/, sql(qq{
