@@ -762,7 +762,8 @@ wait_for_work(SwWorkerLoop *w, TimestampTz now)
 	long timeout = ms_until(w->next_due, now);
 
 	timeout = Min(timeout, FOLD_EVERY_MS);
-	timeout = Min(timeout, ms_until(w->next_timer, now));
+	/* Due timers wait for the queue to be free (and for the hold) too. */
+	timeout = Min(timeout, ms_until(Max(w->next_timer, w->queue_free_at), now));
 	if (w->noutcomes > 0)
 		timeout = Min(timeout, ms_until(record_due(w), now));
 	if (w->nrelease > 0)

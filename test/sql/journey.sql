@@ -143,10 +143,8 @@ SELECT * FROM seriesweb.explain(:signed_up, 'u4');
 -- Errors: no such block, a block that is not a rule (said with a hint), no
 -- such user or several, and NULL arguments.
 SELECT * FROM seriesweb.explain(9999, 'u1');
-\set VERBOSITY verbose
 SELECT * FROM seriesweb.explain(:welcome, 'u1');
 SELECT * FROM seriesweb.explain(:wait, 'u1');
-\set VERBOSITY default
 SELECT * FROM seriesweb.explain(:engaged, 'nobody');
 SELECT * FROM seriesweb.explain(:engaged, 'Sam Smith');
 SELECT * FROM seriesweb.explain(NULL, 'u1');
